@@ -1,0 +1,416 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parse libvirt nwfilter XML (``<filter>``) and binding XML (``<filterbinding>``).
+
+Two modes:
+
+* ``strict=True`` (default): the document must also be valid against our
+  RelaxNG schema and may not carry unknown elements, attributes or parameters.
+  An admin's typo (``srcporttend``) is an error instead of a silently ignored
+  attribute.
+* ``strict=False``: accept exactly what libvirt accepts: unknown attributes,
+  elements and malformed filterref parameters are ignored.
+
+In both modes every illegal value of a known attribute rejects the whole
+filter, as libvirt does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid as uuidlib
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import (
+    IllegalValue, Value, parse_mac, parse_value, valid_parameter_name, valid_parameter_value)
+
+try:
+    from lxml import etree
+    HAS_LXML = True
+    LXML_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the modules with missing_required_lib
+    etree = None
+    HAS_LXML = False
+    LXML_IMPORT_ERROR = exc
+
+_CHAIN_CHARS = re.compile(r'^[A-Za-z0-9_.:-]+$')
+_INT = re.compile(r'^[+-]?[0-9]+$')
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    action: str
+    direction: str
+    priority: int
+    statematch: bool
+    protocol: str  # element name, or 'none'
+    values: tuple  # Value, in the protocol's attribute-table order
+    position: int  # 1-based among the filter's <rule> elements
+    line: int | None = None
+    # libvirt keeps an ipset without ipsetflags with a default flag it cannot
+    # compile; such a rule is valid XML but fails at instantiation.
+    ipset_unusable: bool = False
+
+    def get(self, name):
+        for value in self.values:
+            if value.name == name:
+                return value
+        return None
+
+    @property
+    def layer(self):
+        return P.protocol(self.protocol).layer
+
+    def where(self):
+        line = ', line %d' % self.line if self.line else ''
+        return 'rule #%d (priority %d%s)' % (self.position, self.priority, line)
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterRef:
+    filter: str
+    parameters: tuple = ()  # ((name, (value, ...)), ...) in order of first appearance
+    line: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    name: str
+    chain: str = 'root'
+    priority: int = 0  # effective chain priority
+    priority_text: str | None = None  # as written (printed back only with a chain attribute)
+    chain_given: bool = False
+    uuid: str | None = None
+    entries: tuple = ()  # Rule and FilterRef in document order
+
+    @property
+    def rules(self):
+        return tuple(e for e in self.entries if isinstance(e, Rule))
+
+    @property
+    def references(self):
+        return tuple(e.filter for e in self.entries if isinstance(e, FilterRef))
+
+    def with_uuid(self, new_uuid):
+        return dataclasses.replace(self, uuid=new_uuid)
+
+
+@dataclasses.dataclass(frozen=True)
+class Binding:
+    """A libvirt ``<filterbinding>``: one filter bound to one guest NIC."""
+
+    portdev: str
+    mac: str
+    filter: str
+    parameters: tuple = ()  # ((name, (value, ...)), ...)
+    owner_name: str | None = None
+    owner_uuid: str | None = None
+    linkdev: str | None = None
+
+
+def _require_lxml():
+    if not HAS_LXML:
+        raise FilterError('the Python library lxml is required to parse nwfilter XML (%s)' % LXML_IMPORT_ERROR)
+
+
+def parse_xml_document(text, source, expected_root):
+    """Parse XML text safely (no entities, no network) and check the root element."""
+    _require_lxml()
+    if isinstance(text, str):
+        text = text.encode('utf-8')
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True,
+                             remove_pis=True, huge_tree=False)
+    try:
+        root = etree.fromstring(text, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FilterError('malformed XML: %s' % exc, source=source)
+    if root.tag != expected_root:
+        raise FilterError('root element must be <%s>, not <%s>' % (expected_root, root.tag), source=source)
+    return root
+
+
+def _check_unknown_attributes(element, allowed, context, filter_name, rule=None):
+    for attr in element.attrib:
+        if attr not in allowed:
+            raise FilterError('unknown attribute on <%s> (line %s); allowed: %s' % (
+                element.tag, element.sourceline, ', '.join(sorted(allowed)) or 'none'),
+                filter_name=filter_name, rule=rule, attribute=attr, value=element.get(attr), source=context)
+
+
+def _parse_chain(element, name, source):
+    chain = element.get('chain')
+    if chain is None:
+        return 'root', False
+    if len(chain) > P.MAX_CHAIN_NAME or not _CHAIN_CHARS.match(chain):
+        raise FilterError('chain name must be at most %d characters of [A-Za-z0-9_.:-]' % P.MAX_CHAIN_NAME,
+                          filter_name=name, attribute='chain', value=chain, source=source)
+    if chain == 'root':
+        return chain, True
+    for prefix in P.CHAIN_PREFIXES[1:]:
+        if chain.startswith(prefix):
+            return chain, True
+    raise FilterError("chain must be 'root' or start with one of %s" % ', '.join(P.CHAIN_PREFIXES[1:]),
+                      filter_name=name, attribute='chain', value=chain, source=source)
+
+
+def chain_prefix(chain):
+    for prefix in P.CHAIN_PREFIXES:
+        if chain == prefix or (prefix != 'root' and chain.startswith(prefix)):
+            return prefix
+    return 'root'
+
+
+def _parse_filter_priority(element, name, chain, chain_given, source):
+    text = element.get('priority')
+    if text is not None:
+        if not _INT.match(text) or not P.PRIORITY_MIN <= int(text) <= P.PRIORITY_MAX:
+            raise FilterError('filter priority must be an integer in [%d, %d]' % (P.PRIORITY_MIN, P.PRIORITY_MAX),
+                              filter_name=name, attribute='priority', value=text, source=source)
+    if not chain_given:
+        # A filter without a chain attribute is a root filter whatever its priority says.
+        return 0, None
+    if text is not None:
+        return int(text), text
+    return P.CHAIN_DEFAULT_PRIORITY[chain_prefix(chain)], None
+
+
+def _parse_rule_priority(element, name, position, source):
+    text = element.get('priority')
+    if text is None:
+        return P.RULE_PRIORITY_DEFAULT
+    if not _INT.match(text):
+        raise FilterError('rule priority must be an integer', filter_name=name,
+                          rule='rule #%d (line %s)' % (position, element.sourceline),
+                          attribute='priority', value=text, source=source)
+    number = int(text)
+    if not P.PRIORITY_MIN <= number <= P.PRIORITY_MAX:
+        return P.RULE_PRIORITY_DEFAULT  # libvirt silently falls back to the default
+    return number
+
+
+def _parse_rule(element, filter_name, position, strict, source):
+    def where(priority=None):
+        text = 'rule #%d' % position
+        detail = []
+        if priority is not None:
+            detail.append('priority %d' % priority)
+        detail.append('line %s' % element.sourceline)
+        return '%s (%s)' % (text, ', '.join(detail))
+
+    if strict:
+        _check_unknown_attributes(element, ('action', 'direction', 'priority', 'statematch'), source,
+                                  filter_name, where())
+    action = element.get('action')
+    direction = element.get('direction')
+    if action is None or action not in P.ACTIONS:
+        raise FilterError('action must be one of %s' % ', '.join(P.ACTIONS), filter_name=filter_name,
+                          rule=where(), attribute='action', value=action, source=source)
+    if direction is None or direction not in P.DIRECTIONS:
+        raise FilterError('direction must be one of %s' % ', '.join(P.DIRECTIONS), filter_name=filter_name,
+                          rule=where(), attribute='direction', value=direction, source=source)
+    priority = _parse_rule_priority(element, filter_name, position, source)
+    statematch_text = element.get('statematch')
+    statematch = not (statematch_text is not None and (statematch_text == '0' or statematch_text.lower() == 'false'))
+
+    protocol_name = None
+    chosen = []
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tag in P.PROTOCOLS:
+            if protocol_name is None:
+                protocol_name = child.tag
+            if child.tag == protocol_name:
+                chosen.append(child)
+                continue
+        if strict:
+            raise FilterError('unexpected element <%s> (line %s); a rule holds one protocol element%s' % (
+                child.tag, child.sourceline,
+                ' (<%s>)' % protocol_name if protocol_name else ''),
+                filter_name=filter_name, rule=where(priority), source=source)
+
+    spec = P.protocol(protocol_name or 'none')
+    raw_values = {}
+    negated = {}
+    for child in chosen:
+        is_negated = child.get('match') == 'no'
+        if strict:
+            _check_unknown_attributes(child, spec.attr_names + ('match',), source, filter_name, where(priority))
+            match = child.get('match')
+            if match is not None and match not in ('yes', 'no'):
+                raise FilterError("match must be 'yes' or 'no'", filter_name=filter_name, rule=where(priority),
+                                  attribute='match', value=match, source=source)
+        for attr_spec in spec.attrs:
+            raw = child.get(attr_spec.name)
+            if raw is not None:
+                raw_values[attr_spec.name] = raw
+                negated[attr_spec.name] = is_negated
+
+    # Followers take their leader's negation (libvirt's fix-up after parsing).
+    for follower, leader in spec.leaders:
+        if follower in raw_values:
+            negated[follower] = negated.get(leader, False) if leader in raw_values else False
+
+    values = []
+    for attr_spec in spec.attrs:
+        if attr_spec.name not in raw_values:
+            continue
+        raw = raw_values[attr_spec.name]
+        try:
+            values.append(parse_value(attr_spec, raw, negated[attr_spec.name]))
+        except IllegalValue as exc:
+            raise FilterError('illegal value in <%s>: %s' % (protocol_name, exc), filter_name=filter_name,
+                              rule=where(priority), attribute=attr_spec.name, value=raw, source=source)
+
+    values, ipset_unusable = _fixup_ipset(spec, values)
+    rule = Rule(action=action, direction=direction, priority=priority, statematch=statematch,
+                protocol=spec.name, values=tuple(values), position=position, line=element.sourceline,
+                ipset_unusable=ipset_unusable)
+    _validate_rule(rule, filter_name, source)
+    return rule
+
+
+def _fixup_ipset(spec, values):
+    """libvirt's ipset fix-up for IP-layer protocols other than all/all-ipv6."""
+    if spec.layer == 'eb' or spec.name in ('all', 'all-ipv6'):
+        return values, False
+    names = set(v.name for v in values)
+    if 'ipset' in names and 'ipsetflags' not in names:
+        flags = Value('ipsetflags', 'src', 'ipsetflags', text='src')
+        ordered = []
+        for value in values:
+            ordered.append(value)
+            if value.name == 'ipset':
+                ordered.append(flags)
+        return ordered, True
+    return [v for v in values if v.name not in ('ipset', 'ipsetflags')], False
+
+
+def _validate_rule(rule, filter_name, source):
+    if rule.protocol in ('ip', 'ipv6'):
+        has_ports = any(rule.get(n) is not None for n in ('srcportstart', 'srcportend', 'dstportstart', 'dstportend'))
+        proto = rule.get('protocol')
+        if has_ports and (proto is None or proto.number not in (6, 17, 33, 132)):
+            raise FilterError('%s rule with port specification requires protocol tcp(6), udp(17), dccp(33) '
+                              'or sctp(132)' % ('IP' if rule.protocol == 'ip' else 'IPv6'),
+                              filter_name=filter_name, rule=rule.where(), attribute='protocol',
+                              value=proto.raw if proto else None, source=source)
+
+
+def _parse_parameters(element, filter_name, strict, source):
+    params = []
+    index = {}
+    for child in element:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tag != 'parameter':
+            if strict:
+                raise FilterError('unexpected element <%s> in <%s> (line %s)' % (child.tag, element.tag, child.sourceline),
+                                  filter_name=filter_name, source=source)
+            continue
+        name = child.get('name')
+        value = child.get('value')
+        if not valid_parameter_name(name) or not valid_parameter_value(value):
+            if strict:
+                raise FilterError('parameter names must be [A-Za-z0-9_]+ and values [A-Za-z0-9_.:]+ (line %s)'
+                                  % child.sourceline, filter_name=filter_name,
+                                  attribute='parameter %s' % name, value=value, source=source)
+            continue  # libvirt silently skips it
+        if name in index:
+            params[index[name]] = (name, params[index[name]][1] + (value,))
+        else:
+            index[name] = len(params)
+            params.append((name, (value,)))
+    return tuple(params)
+
+
+def parse_filter_element(root, source=None, strict=True):
+    name = root.get('name')
+    if not name:
+        raise FilterError('<filter> requires a name attribute', source=source)
+    if strict:
+        _check_unknown_attributes(root, ('name', 'chain', 'priority'), source, name)
+        _validate_with_schema(root, name, source)
+    chain, chain_given = _parse_chain(root, name, source)
+    priority, priority_text = _parse_filter_priority(root, name, chain, chain_given, source)
+    filter_uuid = None
+    entries = []
+    rule_position = 0
+    for child in root:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tag == 'uuid':
+            try:
+                filter_uuid = str(uuidlib.UUID((child.text or '').strip()))
+            except ValueError:
+                raise FilterError('malformed UUID', filter_name=name, attribute='uuid', value=child.text, source=source)
+        elif child.tag == 'rule':
+            rule_position += 1
+            entries.append(_parse_rule(child, name, rule_position, strict, source))
+        elif child.tag == 'filterref':
+            ref = child.get('filter')
+            if not ref:
+                raise FilterError('<filterref> requires a filter attribute (line %s)' % child.sourceline,
+                                  filter_name=name, source=source)
+            if strict:
+                _check_unknown_attributes(child, ('filter',), source, name)
+            entries.append(FilterRef(ref, _parse_parameters(child, name, strict, source), child.sourceline))
+        elif strict:
+            raise FilterError('unexpected element <%s> (line %s)' % (child.tag, child.sourceline),
+                              filter_name=name, source=source)
+    return Filter(name=name, chain=chain, priority=priority, priority_text=priority_text,
+                  chain_given=chain_given, uuid=filter_uuid, entries=tuple(entries))
+
+
+def parse_filter(text, source=None, strict=True):
+    """Parse one ``<filter>`` document into a :class:`Filter`; raise FilterError."""
+    root = parse_xml_document(text, source, 'filter')
+    return parse_filter_element(root, source, strict)
+
+
+def _validate_with_schema(root, name, source):
+    # Imported here: the schema module compiles its RelaxNG once, on first use.
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_schema
+    nwfilter_schema.validate_filter_tree(root, source or name)
+
+
+def parse_binding(text, source=None, strict=True):
+    """Parse a libvirt ``<filterbinding>`` document into a :class:`Binding`."""
+    root = parse_xml_document(text, source, 'filterbinding')
+
+    def child(parent, tag):
+        found = parent.find(tag)
+        return found
+
+    owner = child(root, 'owner')
+    owner_name = owner_uuid = None
+    if owner is not None:
+        owner_name = (owner.findtext('name') or '').strip() or None
+        owner_uuid_text = (owner.findtext('uuid') or '').strip()
+        if owner_uuid_text:
+            try:
+                owner_uuid = str(uuidlib.UUID(owner_uuid_text))
+            except ValueError:
+                raise FilterError('malformed owner UUID', attribute='owner/uuid', value=owner_uuid_text, source=source)
+    portdev = child(root, 'portdev')
+    if portdev is None or not portdev.get('name'):
+        raise FilterError('<filterbinding> requires <portdev name="..."/>', source=source)
+    mac_element = child(root, 'mac')
+    if mac_element is None or not mac_element.get('address'):
+        raise FilterError('<filterbinding> requires <mac address="..."/>', source=source)
+    try:
+        mac = parse_mac(mac_element.get('address'))
+    except IllegalValue:
+        raise FilterError('malformed MAC address', attribute='mac/address', value=mac_element.get('address'),
+                          source=source)
+    ref = child(root, 'filterref')
+    if ref is None or not ref.get('filter'):
+        raise FilterError('<filterbinding> requires <filterref filter="..."/>', source=source)
+    linkdev = child(root, 'linkdev')
+    return Binding(portdev=portdev.get('name'), mac=mac, filter=ref.get('filter'),
+                   parameters=_parse_parameters(ref, ref.get('filter'), strict, source),
+                   owner_name=owner_name, owner_uuid=owner_uuid,
+                   linkdev=linkdev.get('name') if linkdev is not None else None)
