@@ -1,0 +1,175 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compile one NIC binding into libvirt's chain layout, as a ruleset.Ruleset.
+
+ebtables (table nat): ``libvirt-I-IF`` (from the guest, hooked from PREROUTING)
+and ``libvirt-O-IF`` (to the guest, from POSTROUTING) with sub-chains
+``I-IF-<chain>`` / ``O-IF-<chain>``. iptables/ip6tables (table filter): the
+shared ``libvirt-in``, ``libvirt-out``, ``libvirt-in-post`` and
+``libvirt-host-in`` chains hooked at the top of FORWARD/INPUT, and per NIC
+``FI-IF``, ``FO-IF`` and ``HI-IF``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_ebtables as EB
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_iptables as XT
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import (
+    instances, normalise_parameters, resolve)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import IllegalValue, parse_mac
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import Chain, Hook, Ruleset, Table
+
+# Linux allows more, but anything else would be unsafe or ambiguous in xtables
+# (a trailing '+' is a wildcard there).
+_INTERFACE = re.compile(r'^[A-Za-z0-9_.:@-]{1,15}$')
+BASE_CHAINS = ('libvirt-in', 'libvirt-out', 'libvirt-in-post', 'libvirt-host-in')
+BASE_HOOKS = (('FORWARD', 'libvirt-in', 1), ('FORWARD', 'libvirt-out', 2), ('FORWARD', 'libvirt-in-post', 3),
+              ('INPUT', 'libvirt-host-in', 1))
+FROM_GUEST, TO_GUEST = 'I', 'O'
+
+
+def check_interface_name(name):
+    if not isinstance(name, str) or not _INTERFACE.match(name) or name in ('.', '..'):
+        raise BindingError("invalid interface name %r: 1-15 characters of [A-Za-z0-9_.:@-] expected" % (name,))
+    return name
+
+
+def eb_root_chain(interface, direction):
+    return 'libvirt-%s-%s' % (direction, interface)
+
+
+def eb_sub_chain(interface, direction, chain):
+    return '%s-%s-%s' % (direction, interface, chain)
+
+
+def _sort_key(item):
+    # Root-filter rules first, then by rule priority; Python's sort is stable like libvirt's.
+    return (0 if item.chain == 'root' else 1, item.rule.priority)
+
+
+def _ebtables_table(interface, eth_rules):
+    """Chains of the ebtables nat table, interleaving sub-chain jumps with root rules."""
+    if not eth_rules:
+        return None
+    directions = []
+    if any(r.rule.direction in ('out', 'inout') for r in eth_rules):
+        directions.append(FROM_GUEST)
+    if any(r.rule.direction in ('in', 'inout') for r in eth_rules):
+        directions.append(TO_GUEST)
+
+    # Sub-chains: one per (direction, chain name); the last rule's chain priority wins.
+    sub_priority = {}
+    order = []
+    for item in eth_rules:
+        if item.chain == 'root':
+            continue
+        for direction in _eb_directions(item.rule.direction):
+            key = (direction, item.chain)
+            if key not in sub_priority:
+                order.append(key)
+            sub_priority[key] = item.chain_priority
+    # All from-guest entries before to-guest ones, then a stable sort by priority.
+    order.sort(key=lambda k: 0 if k[0] == FROM_GUEST else 1)
+    subchains = sorted(order, key=lambda k: sub_priority[k])
+
+    chains = dict((eb_root_chain(interface, d), []) for d in directions)
+    created = 0
+
+    def create_subchain(key):
+        direction, name = key
+        chain_name = eb_sub_chain(interface, direction, name)
+        chains[chain_name] = []
+        chains[eb_root_chain(interface, direction)].append(EB.subchain_jump_match(name) + ('-j', chain_name))
+
+    for item in eth_rules:
+        priority = item.rule.priority
+        if item.chain != 'root' and priority < item.chain_priority:
+            priority = item.chain_priority  # libvirt raises it for interleaving only
+        while created < len(subchains) and sub_priority[subchains[created]] <= priority:
+            create_subchain(subchains[created])
+            created += 1
+        for inst in instances(item):
+            for direction in _eb_directions(item.rule.direction):
+                reverse = item.rule.direction == 'inout' and direction == FROM_GUEST
+                target = (eb_root_chain(interface, direction) if item.chain == 'root'
+                          else eb_sub_chain(interface, direction, item.chain))
+                chains[target].append(EB.rule_args(inst, reverse))
+    while created < len(subchains):
+        create_subchain(subchains[created])
+        created += 1
+
+    hooks = []
+    if FROM_GUEST in directions:
+        hooks.append(Hook('PREROUTING', ('-i', interface, '-j', eb_root_chain(interface, FROM_GUEST))))
+    if TO_GUEST in directions:
+        hooks.append(Hook('POSTROUTING', ('-o', interface, '-j', eb_root_chain(interface, TO_GUEST))))
+    return Table('eb', 'nat', tuple(Chain(name, tuple(rules)) for name, rules in chains.items()), tuple(hooks))
+
+
+def _eb_directions(direction):
+    # inout: the from-guest (reversed) copy comes first.
+    return {'out': (FROM_GUEST,), 'in': (TO_GUEST,), 'inout': (FROM_GUEST, TO_GUEST)}[direction]
+
+
+def xt_nic_chains(interface):
+    return tuple('%s-%s' % (copy, interface) for copy in (XT.TO_GUEST, XT.FROM_GUEST, XT.TO_HOST))
+
+
+def _xtables_table(family, interface, ip_rules):
+    if not ip_rules:
+        return None
+    per_nic = dict((copy, []) for copy in (XT.TO_GUEST, XT.FROM_GUEST, XT.TO_HOST))
+    for item in ip_rules:
+        for inst in instances(item):
+            for copy, args in XT.rule_copies(inst):
+                per_nic[copy].append(args)
+    fo, fi, hi = xt_nic_chains(interface)
+    base = {
+        'libvirt-in': (('-m', 'physdev', '--physdev-in', interface, '-g', fi),),
+        'libvirt-out': (('-m', 'physdev', '--physdev-is-bridged', '--physdev-out', interface, '-g', fo),),
+        'libvirt-in-post': (('-m', 'physdev', '--physdev-in', interface, '-j', 'ACCEPT'),),
+        'libvirt-host-in': (('-m', 'physdev', '--physdev-in', interface, '-g', hi),),
+    }
+    chains = tuple(Chain(name, base[name]) for name in BASE_CHAINS) + (
+        Chain(fo, tuple(per_nic[XT.TO_GUEST])), Chain(fi, tuple(per_nic[XT.FROM_GUEST])),
+        Chain(hi, tuple(per_nic[XT.TO_HOST])))
+    hooks = tuple(Hook(builtin, ('-j', target), position) for builtin, target, position in BASE_HOOKS)
+    return Table(family, 'filter', chains, hooks)
+
+
+def binding_variables(mac, parameters):
+    """The top-level variable table: the binding's parameters plus MAC unless given."""
+    variables = normalise_parameters(parameters)
+    if mac is not None and 'MAC' not in dict(variables):
+        variables += (('MAC', (mac,)),)
+    return variables
+
+
+def compile_binding(interface, mac, filter_name, parameters, filters):
+    """Compile ``filter_name`` bound to NIC ``interface`` with guest MAC ``mac``.
+
+    ``parameters``: dict name -> str or list of str (libvirt's binding
+    parameters); ``filters``: dict name -> nwfilter_parse.Filter (built-ins
+    included). Returns a Ruleset with the tables this binding uses.
+    """
+    check_interface_name(interface)
+    if mac is not None:
+        try:
+            mac = parse_mac(mac)
+        except IllegalValue:
+            raise BindingError('invalid MAC address %r for interface %s' % (mac, interface))
+    expanded = resolve(filter_name, filters, binding_variables(mac, parameters))
+    ordered = sorted(expanded, key=_sort_key)
+    by_layer = {'eb': [], 'ip': [], 'ip6': []}
+    for item in ordered:
+        by_layer[item.rule.layer].append(item)
+    tables = [
+        _ebtables_table(interface, by_layer['eb']),
+        _xtables_table('ip', interface, by_layer['ip']),
+        _xtables_table('ip6', interface, by_layer['ip6']),
+    ]
+    return Ruleset(tuple(t for t in tables if t is not None))

@@ -1,0 +1,200 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ethernet-layer rule instances -> ebtables arguments (libvirt's spelling)."""
+
+from __future__ import annotations
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import ResolveError
+
+EB_TARGETS = {'accept': 'ACCEPT', 'drop': 'DROP', 'reject': 'DROP', 'return': 'RETURN', 'continue': 'CONTINUE'}
+
+STP_DEST = '01:80:c2:00:00:00'
+
+# (option, low attribute, high/mask attribute, joiner) for STP items, in emission order.
+_STP_ITEMS = (
+    ('--stp-type', 'type', None, None),
+    ('--stp-flags', 'flags', None, None),
+    ('--stp-root-pri', 'root-priority', 'root-priority-hi', ':'),
+    ('--stp-root-addr', 'root-address', 'root-address-mask', '/'),
+    ('--stp-root-cost', 'root-cost', 'root-cost-hi', ':'),
+    ('--stp-sender-prio', 'sender-priority', 'sender-priority-hi', ':'),
+    ('--stp-sender-addr', 'sender-address', 'sender-address-mask', '/'),
+    ('--stp-port', 'port', 'port-hi', ':'),
+    ('--stp-msg-age', 'age', 'age-hi', ':'),
+    ('--stp-max-age', 'max-age', 'max-age-hi', ':'),
+    ('--stp-hello-time', 'hello-time', 'hello-time-hi', ':'),
+    ('--stp-forward-delay', 'forward-delay', 'forward-delay-hi', ':'),
+)
+
+# Jump from a root chain into a sub-chain: matched by the chain name's prefix
+# (libvirt tests the prefixes in this order; protocol numbers are zero padded here).
+_SUBCHAIN_MATCH = (
+    ('ipv4', ('-p', '0x0800')), ('ipv6', ('-p', '0x86dd')), ('arp', ('-p', '0x0806')),
+    ('rarp', ('-p', '0x8035')), ('mac', ()), ('vlan', ('-p', '0x8100')), ('stp', ('-d', STP_DEST)),
+)
+
+
+def subchain_jump_match(chain):
+    for prefix, match in _SUBCHAIN_MATCH:
+        if chain.startswith(prefix):
+            return match
+    return ()
+
+
+def _opt(args, option, item, joined=None):
+    """Append ``option [!] value`` (ebtables puts '!' after the option)."""
+    text, negated = item
+    args.append(option)
+    if negated:
+        args.append('!')
+    args.append(joined if joined is not None else text)
+
+
+def _hex(text):
+    # Literal numbers are decimal text; print them as libvirt's 0x%x. Variables pass verbatim.
+    return '0x%x' % int(text) if text.isdigit() else text
+
+
+def _eth_header(inst, args, reverse, with_dst=True):
+    pairs = [('srcmacaddr', 'srcmacmask', '-s', '-d')]
+    if with_dst:
+        pairs.append(('dstmacaddr', 'dstmacmask', '-d', '-s'))
+    for addr_name, mask_name, option, reversed_option in pairs:
+        addr = inst.get(addr_name)
+        if addr is None:
+            continue
+        mask = inst.text(mask_name)
+        value = addr[0] if mask is None else '%s/%s' % (addr[0], mask)
+        _opt(args, reversed_option if reverse else option, addr, value)
+
+
+def _ip_pair(inst, addr_name, mask_name):
+    addr = inst.get(addr_name)
+    if addr is None:
+        return None
+    mask = inst.text(mask_name)
+    return addr, (addr[0] if mask is None else '%s/%s' % (addr[0], mask))
+
+
+def _range(inst, low_name, high_name):
+    low = inst.get(low_name)
+    if low is None:
+        return None
+    high = inst.text(high_name)
+    return low, (low[0] if high is None else '%s:%s' % (low[0], high))
+
+
+def _ip_options(inst, args, reverse, family):
+    if family == 4:
+        src_opt, dst_opt, proto_opt = '--ip-source', '--ip-destination', '--ip-protocol'
+        sport_opt, dport_opt = '--ip-source-port', '--ip-destination-port'
+    else:
+        src_opt, dst_opt, proto_opt = '--ip6-source', '--ip6-destination', '--ip6-protocol'
+        sport_opt, dport_opt = '--ip6-source-port', '--ip6-destination-port'
+    for addr_name, mask_name, option, reversed_option in (
+            ('srcipaddr', 'srcipmask', src_opt, dst_opt), ('dstipaddr', 'dstipmask', dst_opt, src_opt)):
+        pair = _ip_pair(inst, addr_name, mask_name)
+        if pair:
+            _opt(args, reversed_option if reverse else option, pair[0], pair[1])
+    protocol = inst.get('protocol')
+    if protocol is not None:
+        _opt(args, proto_opt, protocol)
+    for low, high, option, reversed_option in (
+            ('srcportstart', 'srcportend', sport_opt, dport_opt), ('dstportstart', 'dstportend', dport_opt, sport_opt)):
+        item = _range(inst, low, high)
+        if item:
+            _opt(args, reversed_option if reverse else option, item[0], item[1])
+    if family == 4:
+        dscp = inst.get('dscp')
+        if dscp is not None:
+            _opt(args, '--ip-tos', dscp, _hex(dscp[0]))
+    else:
+        _icmp6_type(inst, args)
+
+
+def _icmp6_type(inst, args):
+    names = ('type', 'typeend', 'code', 'codeend')
+    if all(inst.get(n) is None for n in names):
+        return
+    type_start, type_end, code_start, code_end = (inst.text(n) for n in names)
+    negated = inst.get('type')[1] if inst.get('type') else False
+    types = '%s:%s' % (type_start or '0', type_end or (type_start if type_start else '255'))
+    codes = '%s:%s' % (code_start or '0', code_end or (code_start if code_start else '255'))
+    _opt(args, '--ip6-icmp-type', ('', negated), '%s/%s' % (types, codes))
+
+
+def _arp_options(inst, args, reverse):
+    for option, name in (('--arp-htype', 'hwtype'), ('--arp-opcode', 'opcode')):
+        item = inst.get(name)
+        if item is not None:
+            _opt(args, option, item)
+    ptype = inst.get('protocoltype')
+    if ptype is not None:
+        _opt(args, '--arp-ptype', ptype, _hex(ptype[0]))
+    # libvirt quirk: once a source mask is given, a destination without its own mask reuses it.
+    mask = None
+    for addr_name, mask_name, option, reversed_option in (
+            ('arpsrcipaddr', 'arpsrcipmask', '--arp-ip-src', '--arp-ip-dst'),
+            ('arpdstipaddr', 'arpdstipmask', '--arp-ip-dst', '--arp-ip-src')):
+        own_mask = inst.text(mask_name)
+        if own_mask is not None:
+            mask = own_mask
+        addr = inst.get(addr_name)
+        if addr is not None:
+            _opt(args, reversed_option if reverse else option, addr, '%s/%s' % (addr[0], mask or '32'))
+    for addr_name, option, reversed_option in (
+            ('arpsrcmacaddr', '--arp-mac-src', '--arp-mac-dst'), ('arpdstmacaddr', '--arp-mac-dst', '--arp-mac-src')):
+        addr = inst.get(addr_name)
+        if addr is not None:
+            _opt(args, reversed_option if reverse else option, addr)
+    gratuitous = inst.get('gratuitous')
+    if gratuitous is not None and gratuitous[0] in ('true', '1', 'yes'):
+        if gratuitous[1]:
+            args.append('!')
+        args.append('--arp-gratuitous')
+
+
+def _stp_options(inst, args):
+    for option, low_name, high_name, joiner in _STP_ITEMS:
+        low = inst.get(low_name)
+        if low is None:
+            continue
+        high = inst.text(high_name) if high_name else None
+        _opt(args, option, low, low[0] if high is None else '%s%s%s' % (low[0], joiner, high))
+
+
+def rule_args(inst, reverse):
+    """Arguments after ``-A CHAIN`` for one Ethernet rule instance."""
+    protocol = inst.rule.protocol
+    args = []
+    if protocol == 'stp':
+        if reverse and inst.get('srcmacaddr') is not None:
+            raise ResolveError('STP filtering in inout direction with source MAC address set is not supported',
+                               filter_name=inst.filter_name, rule=inst.rule.where())
+        _eth_header(inst, args, reverse, with_dst=False)
+        args += ['-d', STP_DEST]
+        _stp_options(inst, args)
+    elif protocol != 'none':
+        _eth_header(inst, args, reverse)
+        if protocol == 'mac':
+            proto = inst.get('protocolid')
+            if proto is not None:
+                _opt(args, '-p', proto, _hex(proto[0]))
+        elif protocol == 'vlan':
+            args += ['-p', '0x8100']
+            for option, name in (('--vlan-id', 'vlanid'), ('--vlan-encap', 'encap-protocol')):
+                item = inst.get(name)
+                if item is not None:
+                    _opt(args, option, item)
+        elif protocol in ('arp', 'rarp'):
+            args += ['-p', '0x806' if protocol == 'arp' else '0x8035']
+            _arp_options(inst, args, reverse)
+        elif protocol == 'ip':
+            args += ['-p', 'ipv4']
+            _ip_options(inst, args, reverse, 4)
+        elif protocol == 'ipv6':
+            args += ['-p', 'ipv6']
+            _ip_options(inst, args, reverse, 6)
+    args += ['-j', EB_TARGETS[inst.rule.action]]
+    return tuple(args)

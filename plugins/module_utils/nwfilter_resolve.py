@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Resolve a filter for one NIC: walk the filterref tree, pass variables down,
+and expand list variables into concrete rule instances, exactly as libvirt does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import FilterRef, Rule
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpandedRule:
+    """A rule of the flattened tree, with the context of the filter it came from."""
+
+    rule: Rule
+    filter_name: str
+    chain: str
+    chain_priority: int
+    variables: tuple  # ((name, (value, ...)), ...) in effect for this rule
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleInstance:
+    """One variable combination of an expanded rule: every attribute is concrete.
+
+    ``attrs`` maps attribute name -> (text, negated) in the protocol's table order.
+    """
+
+    rule: Rule
+    filter_name: str
+    chain: str
+    chain_priority: int
+    attrs: tuple
+
+    def get(self, name):
+        for key, text, negated in self.attrs:
+            if key == name:
+                return text, negated
+        return None
+
+    def text(self, name):
+        found = self.get(name)
+        return found[0] if found else None
+
+
+def normalise_parameters(parameters):
+    """Accept a dict of str | list, or a tuple of (name, values) pairs; return the pair form."""
+    if parameters is None:
+        return ()
+    items = parameters.items() if hasattr(parameters, 'items') else parameters
+    result = []
+    for name, value in items:
+        if isinstance(value, (list, tuple)):
+            values = tuple(str(v) for v in value)
+        else:
+            values = (str(value),)
+        result.append((str(name), values))
+    return tuple(result)
+
+
+def _overlay(base, top):
+    """Variables of ``top`` win over ``base`` (the caller's table over filterref parameters)."""
+    table = dict(base)
+    table.update(dict(top))
+    return tuple(table.items())
+
+
+def expand(filter_name, filters, variables):
+    """Flatten the filter tree depth-first; raise ResolveError for missing filters or cycles."""
+    expanded = []
+
+    def walk(name, table, path):
+        if name in path:
+            cycle = path[path.index(name):] + (name,)
+            raise ResolveError('filter reference cycle: %s' % ' -> '.join(cycle), filter_name=path[0])
+        flt = filters.get(name)
+        if flt is None:
+            if path:
+                raise ResolveError("referenced filter '%s' is missing (reference path: %s)" % (
+                    name, ' -> '.join(path + (name,))), filter_name=path[-1])
+            raise ResolveError("filter '%s' is not defined" % name)
+        for entry in flt.entries:
+            if isinstance(entry, FilterRef):
+                walk(entry.filter, _overlay(entry.parameters, table), path + (name,))
+            else:
+                expanded.append(ExpandedRule(entry, flt.name, flt.chain, flt.priority, table))
+
+    walk(filter_name, tuple(variables), ())
+    return tuple(expanded)
+
+
+def _accesses(rule):
+    """Distinct variable accesses of a rule, in attribute-table order."""
+    seen = []
+    for value in rule.values:
+        if value.var is not None and value.var not in seen:
+            seen.append(value.var)
+    return seen
+
+
+def missing_variables(expanded_rules):
+    """Every variable access that cannot be satisfied, in discovery order, de-duplicated."""
+    missing = []
+    for item in expanded_rules:
+        table = dict(item.variables)
+        for access in _accesses(item.rule):
+            values = table.get(access.name)
+            if values is None:
+                label = access.name
+            elif access.index is not None and access.index >= len(values):
+                label = '%s[%d]' % (access.name, access.index)
+            else:
+                continue
+            if label not in missing:
+                missing.append(label)
+    return missing
+
+
+def _iterators(accesses):
+    """Group accesses into iterators: iterator 0 first, then each @K and each [N] in order."""
+    groups = [('iter', 0, [])]
+    for access in accesses:
+        if access.index is not None:
+            groups.append(('index', access.index, [access]))
+            continue
+        for group in groups:
+            if group[0] == 'iter' and group[1] == access.iterator:
+                group[2].append(access)
+                break
+        else:
+            groups.append(('iter', access.iterator, [access]))
+    return groups
+
+
+def _positions(group, table, where):
+    kind, number, accesses = group
+    if kind == 'index':
+        return [number]
+    if not accesses:
+        return [0]
+    lengths = set(len(table[a.name]) for a in accesses)
+    if len(lengths) != 1:
+        raise ResolveError('Cardinality of list items must be the same for processing them in parallel: %s'
+                           % ', '.join('%s has %d' % (a.name, len(table[a.name])) for a in accesses),
+                           filter_name=where[0], rule=where[1])
+    kept = []
+    seen = set()
+    for position in range(lengths.pop()):
+        combo = tuple(table[a.name][position] for a in accesses)
+        if combo in seen:
+            continue  # libvirt skips a position that repeats an earlier tuple of values
+        seen.add(combo)
+        kept.append(position)
+    return kept
+
+
+def instances(item):
+    """All concrete instances of one expanded rule, in libvirt's iteration order."""
+    rule = item.rule
+    table = dict(item.variables)
+    groups = _iterators(_accesses(rule))
+    where = (item.filter_name, rule.where())
+    positions = [_positions(g, table, where) for g in groups]
+    result = []
+    # The first iterator varies fastest, like an odometer read from the left.
+    for combo in itertools.product(*reversed(positions)):
+        chosen = dict()
+        for group, position in zip(groups, reversed(combo)):
+            for access in group[2]:
+                chosen[access] = table[access.name][position]
+        attrs = []
+        for value in rule.values:
+            text = chosen[value.var] if value.var is not None else value.text
+            attrs.append((value.name, text, value.negated))
+        result.append(RuleInstance(rule, item.filter_name, item.chain, item.chain_priority, tuple(attrs)))
+    return result
+
+
+def resolve(filter_name, filters, variables):
+    """Expanded rules of ``filter_name`` for one NIC, with all variables present.
+
+    Raise ResolveError listing every missing variable at once.
+    """
+    expanded = expand(filter_name, filters, variables)
+    missing = missing_variables(expanded)
+    if missing:
+        raise ResolveError('cannot instantiate filter due to unresolvable variables or unavailable list '
+                           'elements: %s' % ', '.join(missing), filter_name=filter_name)
+    return expanded
