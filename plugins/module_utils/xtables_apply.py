@@ -1,0 +1,722 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Apply a desired :class:`~ruleset.Ruleset` to the live xtables of a host.
+
+Generic engine shared by ``guest_nic_filter`` (libvirt's nwfilter layout) and
+the virtual-network helpers (libvirt's ``LIBVIRT_*`` layout).
+
+API
+===
+
+``Ownership(name, chains)``
+    What is ours.  ``chains`` is a tuple of ``(family, table, regex)``; a chain
+    of that table whose whole name matches the regex is *owned*: it is ours
+    entirely, compared as an ordered rule list, flushed and refilled when it
+    differs, deleted when no longer desired.  A rule in any chain we do not
+    own whose ``-j``/``-g`` target is an owned chain is one of our *hooks*.
+    Everything else (the admin's rules, other software's chains) is never
+    written; its text and order stay byte-identical.  ``NWFILTER_OWNERSHIP``
+    describes libvirt's nwfilter chains.
+
+``XtablesEngine(ownership, backend='auto', ebtables_backend='auto', state_dir=None, runner=None, lock_timeout=60)``
+    ``backend`` (iptables/ip6tables) and ``ebtables_backend`` are ``auto``
+    (follow where the host's ``iptables``/``ebtables`` command points),
+    ``nft`` or ``legacy``.  ``state_dir`` holds our lock file and the cache of
+    canonical rule spellings; without it nothing is cached or locked.
+    ``runner`` is a :class:`xtables_backend.CommandRunner` (records calls).
+
+``engine.sync(desired, check_mode=False) -> SyncResult``
+    Lock, read, diff, and (unless ``check_mode``) apply.  ``desired`` holds
+    all of our rules for the host (e.g. every stored binding merged);
+    owned chains that are live but not desired are removed.  Raises
+    :class:`ApplyError` (bad desired ruleset, nothing read or written),
+    :class:`xtables_backend.CommandError` (a tool failed; ``stderr`` is the
+    tool's text; the family's previous ruleset is intact because each family
+    is one restore transaction) or :class:`locking.LockTimeout`.
+
+``engine.plan(desired) -> Plan`` / ``engine.apply(plan)``
+    The two halves of ``sync`` without the lock, for callers that hold it.
+
+``SyncResult``: ``changed`` (bool), ``plan`` (:class:`Plan`), ``diff`` (list
+of Ansible diff dicts, one per family with changes: ``before``/``after`` are
+the changed chains' rule lines), ``writes`` (argv lists run to write: empty
+when nothing changed), ``timings`` (seconds per phase).
+
+``Plan.families``: tuple of :class:`FamilyPlan` (``family``, ``backend``,
+``chain_changes``, ``hook_changes``, ``restore_text``); ``Plan.changed``.
+
+How it works
+============
+
+1. One ``*-save`` per family we own tables in (stdout only), parsed by
+   :mod:`xtables_live` into save-spelled rule texts.
+2. The save spelling differs from libvirt's command-line spelling
+   (``-p 0x0800`` is saved as ``-p IPv4``, ``-p tcp --dport 22`` as
+   ``-p tcp -m tcp --dport 22``, ...).  Rather than re-implementing each
+   tool's printer, desired chains are *canonicalised by the real tools*:
+   loaded into a throwaway network namespace with the same backend and read
+   back with ``*-save`` (:func:`xtables_backend.scratch_save`).  Results are
+   cached in ``state_dir`` keyed by (tool build, family, table, rule text), so
+   a no-op run costs one ``*-save`` per family plus hashing.  Only chains that
+   exist live need canonical text to decide; chains to be created are
+   canonicalised in the background while the live restore runs (to warm the
+   cache).  An invalid desired rule fails in the scratch namespace, before
+   the host is touched.
+3. Diff per owned chain (whole ordered rule list; ebtables chain policy must
+   be ACCEPT) and per hook.  Hooks with a ``position`` (libvirt's
+   ``-I FORWARD 1..3``, ``-I INPUT 1``) must be present once and in the
+   desired relative order; otherwise all of that chain's positioned hooks
+   are deleted and re-inserted at their positions.  Appended hooks
+   (``-A PREROUTING -i vnet0 -j libvirt-I-vnet0``) must be present once.
+4. One ``*-restore --noflush`` per family with changes: ``-D`` stale hooks,
+   declare (= create or flush) every changed and every obsolete chain, refill
+   the changed ones, ``-X`` the obsolete ones, then insert/append hooks.  The
+   kernel applies the whole text or nothing, so a NIC is never unfiltered
+   while its chains are replaced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
+    BUILTIN_CHAINS, FAMILIES, Ruleset, chain_declaration, quote_arg)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import (
+    CommandError, CommandRunner, resolve_backends, scratch_finish, scratch_save, scratch_start)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_live import (
+    parse_save, rule_target, text_target)
+
+CACHE_VERSION = 1
+FAMILY_LABEL = {'eb': 'ebtables', 'ip': 'iptables', 'ip6': 'ip6tables'}
+
+# libvirt's nwfilter objects: ebtables nat chains of a NIC (libvirt-I/O-<dev>,
+# I-/O-<dev>-<proto>, and the temporary J/P names of an interrupted swap) and
+# the iptables/ip6tables filter chains FI/FO/HI-<dev> (FJ/FP/HJ temporary)
+# plus the shared libvirt-in/out/in-post/host-in chains.
+_NWFILTER_EB = r'(libvirt-[IOJP]-|[IOJP]-).+'
+_NWFILTER_IP = r'libvirt-(in|out|in-post|host-in)|(F[IOJP]|H[IJ])-.+'
+
+
+class ApplyError(NetfilterError):
+    """The desired ruleset cannot be applied as given (nothing was changed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ownership:
+    name: str
+    chains: tuple  # ((family, table, regex), ...)
+
+    def __post_init__(self):
+        compiled = {}
+        for family, table, pattern in self.chains:
+            if family not in FAMILIES:
+                raise ApplyError('ownership %s: unknown family %r' % (self.name, family))
+            compiled[(family, table)] = re.compile(r'(?:%s)\Z' % pattern)
+        object.__setattr__(self, '_compiled', compiled)
+
+    def families(self):
+        return tuple(f for f in FAMILIES if any(k[0] == f for k in self._compiled))
+
+    def tables(self, family):
+        return tuple(t for (f, t) in self._compiled if f == family)
+
+    def owns(self, family, table, chain):
+        pattern = self._compiled.get((family, table))
+        return bool(pattern is not None and chain not in BUILTIN_CHAINS and pattern.match(chain))
+
+
+NWFILTER_OWNERSHIP = Ownership('nwfilter', (
+    ('eb', 'nat', _NWFILTER_EB),
+    ('ip', 'filter', _NWFILTER_IP),
+    ('ip6', 'filter', _NWFILTER_IP),
+))
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainChange:
+    table: str
+    chain: str
+    action: str  # 'create', 'replace' or 'delete'
+    before: tuple  # live rules, save spelling
+    after: tuple  # desired rules: save spelling when known, else restore spelling
+
+
+@dataclasses.dataclass(frozen=True)
+class HookChange:
+    table: str
+    chain: str
+    action: str  # 'insert', 'append' or 'delete'
+    rule: str  # rule text (save spelling for deletes, restore spelling for adds)
+    position: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyPlan:
+    family: str
+    backend: str
+    chain_changes: tuple = ()
+    hook_changes: tuple = ()
+    restore_text: str = ''
+
+    @property
+    def changed(self):
+        return bool(self.restore_text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    families: tuple = ()  # FamilyPlan
+    # Chains to canonicalise in the background during apply, per family:
+    # ((family, restore_text, ((table, chain, key), ...)), ...)
+    warmups: tuple = ()
+
+    @property
+    def changed(self):
+        return any(f.changed for f in self.families)
+
+    def family(self, family):
+        for plan in self.families:
+            if plan.family == family:
+                return plan
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncResult:
+    changed: bool
+    plan: Plan
+    diff: tuple = ()
+    writes: tuple = ()
+    timings: tuple = ()  # ((phase, seconds), ...)
+
+    def summary(self):
+        """JSON-friendly per-family counts for module results."""
+        out = {}
+        for fam in self.plan.families:
+            counts = {'chains_created': 0, 'chains_replaced': 0, 'chains_deleted': 0,
+                      'hooks_added': 0, 'hooks_deleted': 0}
+            for change in fam.chain_changes:
+                counts['chains_%sd' % change.action if change.action != 'create' else 'chains_created'] += 1
+            for hook in fam.hook_changes:
+                counts['hooks_deleted' if hook.action == 'delete' else 'hooks_added'] += 1
+            counts['backend'] = fam.backend
+            out[FAMILY_LABEL[fam.family]] = counts
+        return out
+
+
+def render_rule(args):
+    return ' '.join(quote_arg(a) for a in args)
+
+
+def _key(*parts):
+    return hashlib.sha1('\0'.join(parts).encode('utf-8')).hexdigest()
+
+
+class CanonicalCache:
+    """``{key: [save-spelled rules]}`` persisted as JSON in state_dir."""
+
+    def __init__(self, path):
+        self.path = path
+        self.entries = {}
+        self.used = set()
+        self.dirty = False
+        if path and os.path.exists(path):
+            try:
+                with open(path, 'r', encoding='utf-8') as handle:
+                    data = json.load(handle)
+            except (OSError, ValueError):
+                data = None  # a damaged cache is only slower, never wrong: start afresh
+            if isinstance(data, dict) and data.get('version') == CACHE_VERSION:
+                self.entries = data.get('entries') or {}
+
+    def get(self, key):
+        value = self.entries.get(key)
+        if value is not None:
+            self.used.add(key)
+            return tuple(value)
+        return None
+
+    def put(self, key, rules):
+        self.used.add(key)
+        if self.entries.get(key) != list(rules):
+            self.entries[key] = list(rules)
+            self.dirty = True
+
+    def save(self):
+        """Write atomically, keeping only the entries this run used."""
+        if not self.path:
+            return
+        if not self.dirty and len(self.used) == len(self.entries):
+            return
+        kept = {k: self.entries[k] for k in self.used if k in self.entries}
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix='.canonical-', dir=directory)
+        try:
+            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+                json.dump({'version': CACHE_VERSION, 'entries': kept}, handle, separators=(',', ':'))
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+class _TableWork:
+    """Desired and live state of one owned table while planning."""
+
+    def __init__(self, family, table, tool_id, desired_table, live_table, ownership):
+        self.family = family
+        self.name = table
+        self.desired_chains = []  # (name, rendered rules tuple, key)
+        self.desired_hooks = []  # (Hook, rendered, key)
+        self.live_owned = {}
+        self.live_other = {}
+        if desired_table is not None:
+            for chain in desired_table.chains:
+                rendered = tuple(render_rule(r) for r in chain.rules)
+                self.desired_chains.append(
+                    (chain.name, rendered, _key(tool_id, family, table, 'chain', '\n'.join(rendered))))
+            for hook in desired_table.hooks:
+                rendered = render_rule(hook.args)
+                self.desired_hooks.append(
+                    (hook, rendered, _key(tool_id, family, table, 'hook', hook.chain, rendered)))
+        if live_table is not None:
+            for chain in live_table.chains:
+                if ownership.owns(family, table, chain.name):
+                    self.live_owned[chain.name] = chain
+                else:
+                    self.live_other[chain.name] = chain
+        self.desired_names = frozenset(name for name, _r, _k in self.desired_chains)
+
+
+def _scratch_text(family, works_and_items):
+    """Restore text that loads the given chains and hooks into an empty namespace.
+
+    ``works_and_items``: ``[(work, chains, hooks)]`` with chains a list of
+    ``(name, rendered)`` and hooks a list of ``(Hook, rendered)``.
+    """
+    out = []
+    for work, chains, hooks in works_and_items:
+        if not chains and not hooks:
+            continue
+        declared = []
+        seen = set()
+        for name, _rendered in chains:
+            declared.append(name)
+            seen.add(name)
+        desired_rules = dict((name, rules) for name, rules, _k in work.desired_chains)
+        # Targets of the loaded rules must exist; declare them empty.
+        for name, _rendered in chains:
+            for rule in desired_rules.get(name, ()):
+                target = text_target(rule)
+                if target in work.desired_names and target not in seen:
+                    declared.append(target)
+                    seen.add(target)
+        for hook, _rendered in hooks:
+            target = rule_target(hook.args)
+            if target in work.desired_names and target not in seen:
+                declared.append(target)
+                seen.add(target)
+            if hook.chain not in BUILTIN_CHAINS and hook.chain not in seen:
+                declared.append(hook.chain)
+                seen.add(hook.chain)
+        out.append('*%s' % work.name)
+        out.extend(chain_declaration(family, name) for name in declared)
+        for name, rendered in chains:
+            out.extend('-A %s %s' % (name, rule) if rule else '-A %s' % name for rule in rendered)
+        for hook, rendered in hooks:
+            out.append('-A %s %s' % (hook.chain, rendered))
+        if family != 'eb':
+            out.append('COMMIT')
+    return '\n'.join(out) + '\n' if out else ''
+
+
+def _hook_groups(hooks):
+    by_chain = {}
+    for item in hooks:
+        by_chain.setdefault(item[0].chain, []).append(item)
+    return by_chain
+
+
+class XtablesEngine:
+    """See the module docstring."""
+
+    def __init__(self, ownership, backend='auto', ebtables_backend='auto', state_dir=None,
+                 runner=None, lock_timeout=60, backends=None):
+        self.ownership = ownership
+        self.state_dir = state_dir
+        self.runner = runner or CommandRunner()
+        self.lock_timeout = lock_timeout
+        self.backends = backends or resolve_backends(
+            ownership.families(), backend=backend, ebtables_backend=ebtables_backend,
+            lock_wait=lock_timeout)
+        cache_path = None
+        if state_dir:
+            cache_path = os.path.join(state_dir, 'cache', 'canonical-%s.json' % ownership.name)
+        self.cache = CanonicalCache(cache_path)
+
+    # -- validation -------------------------------------------------------------------------
+    def _validate(self, desired):
+        if not isinstance(desired, Ruleset):
+            raise ApplyError('desired state must be a Ruleset, got %s' % type(desired).__name__)
+        for table in desired.tables:
+            if (table.family, table.name) not in [(f, t) for f in FAMILIES for t in self.ownership.tables(f)]:
+                if table.is_empty():
+                    continue
+                raise ApplyError('%s table %s is not managed by %s' % (
+                    FAMILY_LABEL.get(table.family, table.family), table.name, self.ownership.name))
+            names = set()
+            for chain in table.chains:
+                if not self.ownership.owns(table.family, table.name, chain.name):
+                    raise ApplyError('%s %s chain %r is not one of %s\'s chains' % (
+                        FAMILY_LABEL[table.family], table.name, chain.name, self.ownership.name))
+                if chain.name in names:
+                    raise ApplyError('%s %s chain %r is declared twice' % (
+                        FAMILY_LABEL[table.family], table.name, chain.name))
+                names.add(chain.name)
+            for hook in table.hooks:
+                target = rule_target(hook.args)
+                if self.ownership.owns(table.family, table.name, hook.chain):
+                    raise ApplyError('hook %r is in owned chain %s; put the rule into the chain' % (
+                        render_rule(hook.args), hook.chain))
+                if target not in names:
+                    raise ApplyError('hook in %s %s %s jumps to %r, which is not a desired chain' % (
+                        FAMILY_LABEL[table.family], table.name, hook.chain, target))
+                if hook.position is not None and (not isinstance(hook.position, int) or hook.position < 1):
+                    raise ApplyError('hook %r has position %r; positions start at 1' % (
+                        render_rule(hook.args), hook.position))
+
+    # -- reading ----------------------------------------------------------------------------
+    def read_live(self, family):
+        """``{table: SavedTable}`` from one ``*-save`` of ``family``."""
+        backend = self.backends[family]
+        rc, out, err = self.runner.run(list(backend.save), kind='read')
+        if rc != 0:
+            raise CommandError('%s failed (rc=%d): %s' % (os.path.basename(backend.save[0]), rc, err.strip()),
+                               backend.save, rc, err)
+        return parse_save(family, out)
+
+    # -- planning ---------------------------------------------------------------------------
+    def plan(self, desired):
+        self._validate(desired)
+        families = []
+        warmups = []
+        for family in self.ownership.families():
+            family_plan, warmup = self._plan_family(family, desired)
+            families.append(family_plan)
+            if warmup:
+                warmups.append(warmup)
+        return Plan(tuple(families), tuple(warmups))
+
+    def _plan_family(self, family, desired):
+        backend = self.backends[family]
+        tool_id = backend.tool_id
+        live = self.read_live(family)
+        works = [_TableWork(family, table, tool_id, desired.table(family, table), live.get(table), self.ownership)
+                 for table in self.ownership.tables(family)]
+
+        # Canonical text is needed only where something live must be compared.
+        canon = {}
+        need = []
+        for work in works:
+            chains = []
+            hooks = []
+            for name, rendered, key in work.desired_chains:
+                cached = self.cache.get(key)
+                if cached is not None:
+                    canon[key] = cached
+                elif name in work.live_owned:
+                    chains.append((name, rendered))
+            live_targets = self._live_hook_targets(work)
+            for hook, rendered, key in work.desired_hooks:
+                cached = self.cache.get(key)
+                if cached is not None:
+                    canon[key] = cached
+                elif (hook.chain, rule_target(hook.args)) in live_targets:
+                    hooks.append((hook, rendered))
+            need.append((work, chains, hooks))
+        if any(chains or hooks for _w, chains, hooks in need):
+            self._canonicalise(family, backend, need, canon)
+
+        table_texts = []
+        chain_changes = []
+        hook_changes = []
+        warm_items = []
+        for work in works:
+            text, changes, hooks_changed, warm = self._diff_table(work, canon)
+            if text:
+                table_texts.append(text)
+            chain_changes.extend(changes)
+            hook_changes.extend(hooks_changed)
+            if warm[0] or warm[1]:
+                warm_items.append((work,) + warm)
+        warmup = None
+        if warm_items:
+            keys = []
+            for work, chains, hooks in warm_items:
+                keys.extend((work.name, 'chain', name, key) for name, _r, key in chains)
+                keys.extend((work.name, 'hook', hook, key) for hook, _r, key in hooks)
+            text = _scratch_text(family, [(w, [(n, r) for n, r, _k in c], [(h, r) for h, r, _k in hk])
+                                          for w, c, hk in warm_items])
+            warmup = (family, text, tuple(keys))
+        return FamilyPlan(family, backend.name, tuple(chain_changes), tuple(hook_changes),
+                          ''.join(table_texts)), warmup
+
+    def _live_hook_targets(self, work):
+        targets = set()
+        for chain in work.live_other.values():
+            for rule in chain.rules:
+                target = text_target(rule)
+                if target is not None and self.ownership.owns(work.family, work.name, target):
+                    targets.add((chain.name, target))
+        return targets
+
+    def _canonicalise(self, family, backend, need, canon):
+        text = _scratch_text(family, need)
+        saved = parse_save(family, scratch_save(self.runner, backend, text))
+        self._store_canonical(family, saved, [
+            (work.name, [(name, rendered, self._chain_key(work, name)) for name, rendered in chains],
+             [(hook, rendered, self._hook_key(work, hook)) for hook, rendered in hooks])
+            for work, chains, hooks in need], canon)
+
+    @staticmethod
+    def _chain_key(work, name):
+        for chain_name, _rendered, key in work.desired_chains:
+            if chain_name == name:
+                return key
+        raise KeyError(name)
+
+    @staticmethod
+    def _hook_key(work, hook):
+        for candidate, _rendered, key in work.desired_hooks:
+            if candidate is hook:
+                return key
+        raise KeyError(hook)
+
+    def _store_canonical(self, family, saved, items, canon):
+        for table, chains, hooks in items:
+            saved_table = saved.get(table)
+            chain_map = saved_table.chain_map() if saved_table else {}
+            for name, _rendered, key in chains:
+                rules = chain_map[name].rules if name in chain_map else ()
+                canon[key] = tuple(rules)
+                self.cache.put(key, rules)
+            # Hooks were appended in order to their (empty) chains in the scratch namespace.
+            for chain_name, group in _hook_groups(hooks).items():
+                rules = chain_map[chain_name].rules if chain_name in chain_map else ()
+                if len(rules) != len(group):
+                    raise ApplyError('%s %s: hook rules in %s do not load one-to-one (%d rules for %d hooks)'
+                                     % (FAMILY_LABEL[family], table, chain_name, len(rules), len(group)))
+                for (_hook, _rendered, key), rule in zip(group, rules):
+                    canon[key] = (rule,)
+                    self.cache.put(key, (rule,))
+
+    def _diff_table(self, work, canon):
+        family = work.family
+        chain_changes = []
+        hook_changes = []
+        write_chains = []  # (name, rendered)
+        warm_chains = []
+        warm_hooks = []
+        for name, rendered, key in work.desired_chains:
+            live = work.live_owned.get(name)
+            known = canon.get(key)
+            if live is None:
+                chain_changes.append(ChainChange(work.name, name, 'create', (), known or rendered))
+                write_chains.append((name, rendered))
+                if known is None:
+                    warm_chains.append((name, rendered, key))
+                continue
+            policy_ok = family != 'eb' or live.policy == 'ACCEPT'
+            if known is None:
+                raise ApplyError('internal: no canonical form for live chain %s' % name)
+            if tuple(live.rules) != known or not policy_ok:
+                chain_changes.append(ChainChange(work.name, name, 'replace', tuple(live.rules), known))
+                write_chains.append((name, rendered))
+        obsolete = [name for name in work.live_owned if name not in work.desired_names]
+        for name in obsolete:
+            chain_changes.append(ChainChange(work.name, name, 'delete', tuple(work.live_owned[name].rules), ()))
+
+        deletes = []  # (chain, live rule text)
+        adds = []  # (chain, rendered, position)
+        desired_by_chain = _hook_groups(work.desired_hooks)
+        hook_chains = list(desired_by_chain)
+        hook_chains.extend(c for c in work.live_other if c not in desired_by_chain)
+        for chain_name in hook_chains:
+            live_chain = work.live_other.get(chain_name)
+            live_rules = live_chain.rules if live_chain else ()
+            ours = [r for r in live_rules
+                    if self.ownership.owns(family, work.name, text_target(r) or '')]
+            wanted = desired_by_chain.get(chain_name, [])
+            canon_of = {}
+            for hook, rendered, key in wanted:
+                if key in canon:
+                    canon_of[id(hook)] = canon[key][0]
+                elif any(text_target(r) == rule_target(hook.args) for r in ours):
+                    raise ApplyError('internal: no canonical form for hook %s' % rendered)
+                else:
+                    warm_hooks.append((hook, rendered, key))
+            wanted_texts = set(canon_of.values())
+            # Live hooks that are not wanted at all.
+            for rule in ours:
+                if rule not in wanted_texts:
+                    deletes.append((chain_name, rule))
+            remaining = [r for r in ours if r in wanted_texts]
+            positioned = sorted((h for h in wanted if h[0].position is not None), key=lambda h: h[0].position)
+            appended = [h for h in wanted if h[0].position is None]
+            pos_texts = [canon_of.get(id(h)) for h, _r, _k in positioned]
+            live_pos = [r for r in remaining if r in set(t for t in pos_texts if t)]
+            if positioned and live_pos != pos_texts:
+                for rule in live_pos:
+                    deletes.append((chain_name, rule))
+                length = len(live_rules) - sum(1 for c, _r in deletes if c == chain_name)
+                for hook, rendered, _key in positioned:
+                    position = min(hook.position, length + 1)
+                    adds.append((chain_name, rendered, position))
+                    length += 1
+            for hook, rendered, _key in appended:
+                text = canon_of.get(id(hook))
+                count = remaining.count(text) if text else 0
+                if count == 0:
+                    adds.append((chain_name, rendered, None))
+                for _extra in range(max(count - 1, 0)):
+                    deletes.append((chain_name, text))
+        for chain_name, rule in deletes:
+            hook_changes.append(HookChange(work.name, chain_name, 'delete', rule))
+        for chain_name, rendered, position in adds:
+            hook_changes.append(HookChange(work.name, chain_name, 'append' if position is None else 'insert',
+                                           rendered, position))
+
+        if not (write_chains or obsolete or deletes or adds):
+            return '', chain_changes, hook_changes, (warm_chains, warm_hooks)
+        lines = ['*%s' % work.name]
+        lines.extend('-D %s %s' % (chain, rule) for chain, rule in deletes)
+        lines.extend(chain_declaration(family, name) for name, _r in write_chains)
+        lines.extend(chain_declaration(family, name) for name in obsolete)
+        for name, rendered in write_chains:
+            lines.extend('-A %s %s' % (name, rule) if rule else '-A %s' % name for rule in rendered)
+        lines.extend('-X %s' % name for name in obsolete)
+        for chain, rendered, position in adds:
+            if position is None:
+                lines.append('-A %s %s' % (chain, rendered))
+            else:
+                lines.append('-I %s %d %s' % (chain, position, rendered))
+        if family != 'eb':
+            lines.append('COMMIT')
+        return '\n'.join(lines) + '\n', chain_changes, hook_changes, (warm_chains, warm_hooks)
+
+    # -- applying ---------------------------------------------------------------------------
+    def apply(self, plan):
+        """Run one restore per changed family; warm the cache alongside."""
+        handles = []
+        for family, text, keys in plan.warmups:
+            if self.cache.path and text:
+                handles.append((family, keys, scratch_start(self.runner, self.backends[family], text)))
+        applied = []
+        try:
+            for family_plan in plan.families:
+                if not family_plan.changed:
+                    continue
+                backend = self.backends[family_plan.family]
+                argv = backend.restore_argv()
+                rc, _out, err = self.runner.run(argv, family_plan.restore_text, kind='write')
+                if rc != 0:
+                    done = ', '.join(FAMILY_LABEL[f] for f in applied) or 'none'
+                    raise CommandError(
+                        '%s --noflush (%s) rejected the change; its ruleset is unchanged '
+                        '(families already applied: %s): %s'
+                        % (os.path.basename(argv[0]), backend.name, done, err.strip()), argv, rc, err)
+                applied.append(family_plan.family)
+        finally:
+            for family, keys, handle in handles:
+                self._finish_warmup(family, keys, handle)
+
+    def _finish_warmup(self, family, keys, handle):
+        try:
+            saved = parse_save(family, scratch_finish(self.runner, self.backends[family], handle))
+        except NetfilterError:
+            return  # the cache is an optimisation; the live apply result is what counts
+        hook_groups = {}
+        for table, kind, item, key in keys:
+            chain_map = saved[table].chain_map() if table in saved else {}
+            if kind == 'chain':
+                self.cache.put(key, chain_map[item].rules if item in chain_map else ())
+            else:
+                hook_groups.setdefault((table, item.chain), []).append(key)
+        for (table, chain_name), group in hook_groups.items():
+            chain_map = saved[table].chain_map() if table in saved else {}
+            rules = chain_map[chain_name].rules if chain_name in chain_map else ()
+            if len(rules) == len(group):
+                for key, rule in zip(group, rules):
+                    self.cache.put(key, (rule,))
+
+    def sync(self, desired, check_mode=False):
+        timings = []
+        start = time.monotonic()
+        lock = state_lock(self.state_dir, self.lock_timeout, exclusive=not check_mode,
+                          create=not check_mode) if self.state_dir else _null_lock()
+        with lock:
+            plan = self.plan(desired)
+            timings.append(('plan', time.monotonic() - start))
+            writes_before = len(self.runner.writes())
+            if plan.changed and not check_mode:
+                mark = time.monotonic()
+                self.apply(plan)
+                timings.append(('apply', time.monotonic() - mark))
+            if not check_mode:
+                self.cache.save()
+        writes = tuple(self.runner.writes()[writes_before:])
+        timings.append(('total', time.monotonic() - start))
+        return SyncResult(plan.changed, plan, tuple(plan_diff(plan)), writes, tuple(timings))
+
+
+class _null_lock(object):
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def plan_diff(plan):
+    """Ansible diff dicts: per family, the changed chains' lines before and after."""
+    diffs = []
+    for fam in plan.families:
+        if not fam.changed:
+            continue
+        before = []
+        after = []
+        for change in fam.chain_changes:
+            header = '# %s %s' % (change.table, change.chain)
+            if change.action != 'create':
+                before.append(header)
+                before.extend('-A %s %s' % (change.chain, r) for r in change.before)
+            if change.action != 'delete':
+                after.append(header)
+                after.extend('-A %s %s' % (change.chain, r) for r in change.after)
+        for hook in fam.hook_changes:
+            if hook.action == 'delete':
+                before.append('# %s %s (hook)\n-A %s %s' % (hook.table, hook.chain, hook.chain, hook.rule))
+            elif hook.action == 'insert':
+                after.append('# %s %s (hook)\n-I %s %s %s' % (hook.table, hook.chain, hook.chain,
+                                                               hook.position, hook.rule))
+            else:
+                after.append('# %s %s (hook)\n-A %s %s' % (hook.table, hook.chain, hook.chain, hook.rule))
+        label = '%s (%s)' % (FAMILY_LABEL[fam.family], fam.backend)
+        diffs.append({
+            'before_header': '%s: live' % label,
+            'after_header': '%s: desired' % label,
+            'before': '\n'.join(before) + ('\n' if before else ''),
+            'after': '\n'.join(after) + ('\n' if after else ''),
+        })
+    return diffs
