@@ -5,7 +5,7 @@ import os
 import re
 import shlex
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 REFERENCE = os.environ.get('HNF_SHARED_REFERENCE', os.path.join(os.path.dirname(REPO), 'shared', 'reference'))
 LIBVIRT = os.path.join(REFERENCE, 'libvirt-11.3.0')
 NWFILTER_VECTORS = os.path.join(LIBVIRT, 'tests', 'nwfilterxml2firewalldata')
