@@ -141,6 +141,11 @@ def rule_copies(inst):
     if rule.ipset_unusable:
         raise ResolveError('an ipset without ipsetflags cannot be instantiated (libvirt fails the same way); '
                            'add ipsetflags', filter_name=inst.filter_name, rule=rule.where(), attribute='ipset')
+    if rule.action == 'continue':
+        # iptables has no CONTINUE target: libvirt's apply fails on it; we refuse it up front.
+        raise ResolveError("action 'continue' cannot be used with the IP-layer protocol <%s>: iptables has no "
+                           "CONTINUE target (use it with Ethernet-layer protocols only)" % rule.protocol,
+                           filter_name=inst.filter_name, rule=rule.where(), attribute='action', value='continue')
     direction = rule.direction
     dir_in = direction in ('in', 'inout')
     action = rule.action
