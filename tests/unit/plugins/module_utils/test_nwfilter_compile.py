@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+"""Compiler expectations written by us from the behaviour libvirt documents."""
+import pytest
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError, ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+
+MAC = '52:54:00:00:00:01'
+
+
+def compile_one(body, attrs="name='f'", params=None, extra=()):
+    docs = ["<filter %s>%s</filter>" % (attrs, body)] + list(extra)
+    parsed = [parse_filter(d, strict=False) for d in docs]
+    return compile_binding('vnet3', MAC, parsed[0].name, params or {}, dict((f.name, f) for f in parsed))
+
+
+def chain(ruleset, family, name):
+    table = ruleset.table(family, 'nat' if family == 'eb' else 'filter')
+    found = table.chain(name) if table else None
+    return [' '.join(r) for r in found.rules] if found else None
+
+
+def test_out_tcp_accept_gets_conntrack_in_all_three_copies():
+    rs = compile_one("<rule action='accept' direction='out'><tcp dstportstart='80'/></rule>")
+    assert chain(rs, 'ip', 'FI-vnet3') == [
+        '-p tcp --dport 80 -m conntrack --ctstate NEW,ESTABLISHED -m conntrack --ctdir Original -j RETURN']
+    assert chain(rs, 'ip', 'FO-vnet3') == [
+        '-p tcp --sport 80 -m conntrack --ctstate ESTABLISHED -m conntrack --ctdir Reply -j ACCEPT']
+    assert chain(rs, 'ip', 'HI-vnet3') == chain(rs, 'ip', 'FI-vnet3')
+    assert chain(rs, 'ip', 'libvirt-in') == ['-m physdev --physdev-in vnet3 -g FI-vnet3']
+    assert chain(rs, 'ip', 'libvirt-out') == ['-m physdev --physdev-is-bridged --physdev-out vnet3 -g FO-vnet3']
+    assert [(h.chain, h.args, h.position) for h in rs.table('ip', 'filter').hooks] == [
+        ('FORWARD', ('-j', 'libvirt-in'), 1), ('FORWARD', ('-j', 'libvirt-out'), 2),
+        ('FORWARD', ('-j', 'libvirt-in-post'), 3), ('INPUT', ('-j', 'libvirt-host-in'), 1)]
+    assert rs.table('eb', 'nat') is None and rs.table('ip6', 'filter') is None
+
+
+def test_explicit_state_keeps_only_matching_copies_even_for_drop():
+    rs = compile_one("<rule action='drop' direction='in'><udp state='ESTABLISHED'/></rule>")
+    assert chain(rs, 'ip', 'FI-vnet3') == [] and chain(rs, 'ip', 'HI-vnet3') == []
+    assert chain(rs, 'ip', 'FO-vnet3') == ['-p udp -m conntrack --ctstate ESTABLISHED -j DROP']
+
+
+def test_typed_icmp_inout_makes_no_rule_and_negation_goes_first():
+    rs = compile_one("<rule action='accept' direction='inout'><icmp type='8'/></rule>"
+                     "<rule action='drop' direction='out'><udp match='no' srcipaddr='10.0.0.1'/></rule>")
+    assert chain(rs, 'ip', 'FI-vnet3') == ['-p udp ! --source 10.0.0.1 -j DROP']
+    assert chain(rs, 'ip', 'FO-vnet3') == ['-p udp ! --destination 10.0.0.1 -j DROP']
+
+
+def test_ipv6_rules_go_to_ip6tables():
+    rs = compile_one("<rule action='accept' direction='in'><icmpv6 type='128'/></rule>")
+    assert chain(rs, 'ip6', 'FO-vnet3') == ['-p icmpv6 --icmpv6-type 128 -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT']
+    assert rs.table('ip', 'filter') is None
+
+
+def test_ebtables_layout_with_subchains_interleaved_by_priority():
+    rs = compile_one(
+        "<filterref filter='spoof'/>"
+        "<rule action='accept' direction='out' priority='-650'><mac protocolid='ipv4'/></rule>"
+        "<rule action='accept' direction='inout' priority='-500'><mac protocolid='arp'/></rule>"
+        "<rule action='drop' direction='inout' priority='1000'/>",
+        extra=["<filter name='spoof' chain='ipv4-ip' priority='-710'>"
+               "<rule action='return' direction='out'><ip srcipaddr='$IP'/></rule>"
+               "<rule action='drop' direction='out' priority='1000'/></filter>"],
+        params={'IP': ['10.0.0.7', '10.0.0.8']})
+    assert chain(rs, 'eb', 'libvirt-I-vnet3') == [
+        '-p 0x0800 -j I-vnet3-ipv4-ip', '-p 0x800 -j ACCEPT', '-p 0x806 -j ACCEPT', '-j DROP']
+    assert chain(rs, 'eb', 'libvirt-O-vnet3') == ['-p 0x806 -j ACCEPT', '-j DROP']
+    assert chain(rs, 'eb', 'I-vnet3-ipv4-ip') == [
+        '-p ipv4 --ip-source 10.0.0.7 -j RETURN', '-p ipv4 --ip-source 10.0.0.8 -j RETURN', '-j DROP']
+    hooks = rs.table('eb', 'nat').hooks
+    assert [(h.chain, h.args) for h in hooks] == [
+        ('PREROUTING', ('-i', 'vnet3', '-j', 'libvirt-I-vnet3')), ('POSTROUTING', ('-o', 'vnet3', '-j', 'libvirt-O-vnet3'))]
+
+
+def test_inout_ethernet_rule_reverses_the_from_guest_copy():
+    rs = compile_one("<rule action='reject' direction='inout'><arp arpsrcipaddr='10.0.0.1' arpdstmacaddr='1:2:3:4:5:6'/></rule>")
+    assert chain(rs, 'eb', 'libvirt-I-vnet3') == ['-p 0x806 --arp-ip-dst 10.0.0.1/32 --arp-mac-src 01:02:03:04:05:06 -j DROP']
+    assert chain(rs, 'eb', 'libvirt-O-vnet3') == ['-p 0x806 --arp-ip-src 10.0.0.1/32 --arp-mac-dst 01:02:03:04:05:06 -j DROP']
+
+
+def test_mac_variable_defaults_to_binding_mac_and_user_value_wins():
+    body = "<rule action='return' direction='out'><mac srcmacaddr='$MAC'/></rule>"
+    assert chain(compile_one(body), 'eb', 'libvirt-I-vnet3') == ['-s 52:54:00:00:00:01 -j RETURN']
+    assert chain(compile_one(body, params={'MAC': '1:2:3:4:5:6'}), 'eb', 'libvirt-I-vnet3') == ['-s 1:2:3:4:5:6 -j RETURN']
+
+
+def test_render_is_restore_input():
+    rs = compile_one("<rule action='accept' direction='out' statematch='false'><all comment='two words'/></rule>")
+    text = rs.render('ip')
+    assert text.startswith('*filter\n:libvirt-in - [0:0]\n')
+    assert '-A FI-vnet3 -p all -m comment --comment "two words" -j RETURN\n' in text
+    assert text.endswith('-I INPUT 1 -j libvirt-host-in\nCOMMIT\n')
+    assert rs.render('eb') == '' and rs.render('ip6') == ''
+
+
+@pytest.mark.parametrize('interface', ['', 'vnet0;reboot', 'a b', '$(id)', 'x' * 16, 'vnet+', '../etc'])
+def test_hostile_interface_names_rejected(interface):
+    flt = parse_filter("<filter name='f'/>")
+    with pytest.raises(BindingError):
+        compile_binding(interface, MAC, 'f', {}, {'f': flt})
+
+
+def test_bad_mac_and_continue_on_iptables_rejected():
+    flt = parse_filter("<filter name='f'><rule action='continue' direction='out'><udp/></rule></filter>")
+    with pytest.raises(BindingError):
+        compile_binding('vnet0', '52:54:00:zz:00:01', 'f', {}, {'f': flt})
+    with pytest.raises(ResolveError, match='continue'):
+        compile_binding('vnet0', MAC, 'f', {}, {'f': flt})
