@@ -164,9 +164,23 @@ def test_parses_strictly(name):
     assert parsed.entries
 
 
-def _without_identity(parsed):
-    fields = {f.name for f in dataclasses.fields(parsed)}
-    return dataclasses.replace(parsed, **{k: None for k in ('uuid', 'source') if k in fields})
+# Fields that say where or which a definition is, or how a value was spelled
+# ('raw': we write IPv6 addresses in lower case; the normalised 'text' that
+# rules and canonical XML use is still compared), not what it compiles to.
+_IDENTITY_FIELDS = ('uuid', 'source', 'line', 'raw')
+
+
+def _without_identity(item):
+    """The parsed model with UUIDs and source positions blanked, recursively."""
+    if isinstance(item, tuple):
+        return tuple(_without_identity(x) for x in item)
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        changes = {}
+        for field in dataclasses.fields(item):
+            value = getattr(item, field.name)
+            changes[field.name] = None if field.name in _IDENTITY_FIELDS else _without_identity(value)
+        return dataclasses.replace(item, **changes)
+    return item
 
 
 @needs_parser
