@@ -37,15 +37,14 @@ class RuleInstance:
     chain: str
     chain_priority: int
     attrs: tuple
+    by_name: dict = dataclasses.field(default=None, compare=False, hash=False, repr=False)
 
     def get(self, name):
-        for key, text, negated in self.attrs:
-            if key == name:
-                return text, negated
-        return None
+        """(text, negated) of attribute ``name``, or None."""
+        return self.by_name.get(name)
 
     def text(self, name):
-        found = self.get(name)
+        found = self.by_name.get(name)
         return found[0] if found else None
 
 
@@ -138,7 +137,7 @@ def _iterators(accesses):
     return groups
 
 
-def _positions(group, table, where):
+def _positions(group, table, item):
     kind, number, accesses = group
     if kind == 'index':
         return [number]
@@ -148,7 +147,7 @@ def _positions(group, table, where):
     if len(lengths) != 1:
         raise ResolveError('Cardinality of list items must be the same for processing them in parallel: %s'
                            % ', '.join('%s has %d' % (a.name, len(table[a.name])) for a in accesses),
-                           filter_name=where[0], rule=where[1])
+                           filter_name=item.filter_name, rule=item.rule.where())
     kept = []
     seen = set()
     for position in range(lengths.pop()):
@@ -165,8 +164,7 @@ def instances(item):
     rule = item.rule
     table = dict(item.variables)
     groups = _iterators(_accesses(rule))
-    where = (item.filter_name, rule.where())
-    positions = [_positions(g, table, where) for g in groups]
+    positions = [_positions(g, table, item) for g in groups]
     result = []
     # The first iterator varies fastest, like an odometer read from the left.
     for combo in itertools.product(*reversed(positions)):
@@ -174,11 +172,10 @@ def instances(item):
         for group, position in zip(groups, reversed(combo)):
             for access in group[2]:
                 chosen[access] = table[access.name][position]
-        attrs = []
-        for value in rule.values:
-            text = chosen[value.var] if value.var is not None else value.text
-            attrs.append((value.name, text, value.negated))
-        result.append(RuleInstance(rule, item.filter_name, item.chain, item.chain_priority, tuple(attrs)))
+        attrs = tuple((value.name, chosen[value.var] if value.var is not None else value.text, value.negated)
+                      for value in rule.values)
+        by_name = dict((name, (text, negated)) for name, text, negated in attrs)
+        result.append(RuleInstance(rule, item.filter_name, item.chain, item.chain_priority, attrs, by_name))
     return result
 
 

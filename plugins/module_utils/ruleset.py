@@ -14,6 +14,7 @@ ebtables/iptables command line, ending with ``-j TARGET`` / ``-g TARGET``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 # Families we render restore text for, and the command that loads each.
@@ -107,16 +108,17 @@ def merge_rulesets(rulesets):
                 chains[key] = {}
                 hooks[key] = {}
             for chain in table.chains:
-                chains[key][chain.name] = chains[key].get(chain.name, ()) + tuple(chain.rules)
+                chains[key].setdefault(chain.name, []).extend(chain.rules)
             for hook in table.hooks:
                 hooks[key].setdefault(hook, None)
     return Ruleset(tuple(
         Table(family=key[0], name=key[1],
-              chains=tuple(Chain(name, rules) for name, rules in chains[key].items()),
+              chains=tuple(Chain(name, tuple(rules)) for name, rules in chains[key].items()),
               hooks=tuple(hooks[key]))
         for key in order))
 
 
+@functools.lru_cache(maxsize=65536)
 def quote_arg(arg):
     """Quote one argument for the *-restore tokenizer (double quotes)."""
     if arg and _PLAIN_ARG.match(arg):
