@@ -202,8 +202,17 @@ def private_ruleset():
     for family in ('ip', 'ip6'):
         for table in TABLE_ORDER:
             chains = tuple(Chain(child) for tbl, _parent, child in PRIVATE_CHAINS if tbl == table)
-            hooks = tuple(Hook(parent, ('--jump', child), 1)
-                          for tbl, parent, child in PRIVATE_CHAINS if tbl == table)
+            # libvirt inserts each jump at position 1, so a parent's jumps end up
+            # in reverse creation order (FORWARD: FWX, FWI, FWO). We state those
+            # final positions (the same end result) so that the hooks are listed
+            # in the order they have in the kernel.
+            hooks = []
+            position = {}
+            for tbl, parent, child in reversed(PRIVATE_CHAINS):
+                if tbl == table:
+                    position[parent] = position.get(parent, 0) + 1
+                    hooks.append(Hook(parent, ('--jump', child), position[parent]))
+            hooks = tuple(hooks)
             tables.append(Table(family, table, chains, hooks))
     return Ruleset(tuple(tables))
 

@@ -1,0 +1,242 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Desired host state for all managed virtual networks, planned and applied.
+
+The module ``virt_network`` is a thin layer over :func:`run`: it maps its
+options to a :class:`Request`; this module loads the stored networks, builds
+the union the host must have, plans every piece (bridge, iptables rules via the
+shared xtables engine, the nftables tables, the tc checksum filter, IP
+forwarding, the firewalld zone), applies the plan unless in check mode and
+reports what changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import (
+    network_compile_iptables, network_compile_nftables, network_firewalld, network_host,
+    network_nft_apply, network_store)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import (
+    NetworkSpecError, check_no_overlap)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import Ruleset
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+    Ownership, XtablesEngine, plan_diff)
+
+# libvirt's private chains, for the shared xtables engine.
+_NETWORK_FILTER = r'LIBVIRT_(INP|OUT|FWO|FWI|FWX)'
+NETWORK_OWNERSHIP = Ownership('virt_network', (
+    ('ip', 'filter', _NETWORK_FILTER),
+    ('ip', 'nat', r'LIBVIRT_PRT'),
+    ('ip', 'mangle', r'LIBVIRT_PRT'),
+    ('ip6', 'filter', _NETWORK_FILTER),
+    ('ip6', 'nat', r'LIBVIRT_PRT'),
+    ('ip6', 'mangle', r'LIBVIRT_PRT'),
+))
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    state: str  # present, absent, rendered
+    name: str
+    spec: object = None  # NetworkSpec (present/rendered)
+    firewall_backend: str = 'auto'
+    xtables_backend: str = 'auto'
+    create_bridge: bool = True
+    state_dir: str = '/etc/hypervisor-netfilter'
+    check_mode: bool = False
+    firewalld: str = 'auto'  # auto: use it when running; never: leave it alone
+
+
+@dataclasses.dataclass
+class Outcome:
+    changed: bool = False
+    backend: str | None = None
+    rendered: dict | None = None
+    diff: list = dataclasses.field(default_factory=list)
+    changes: list = dataclasses.field(default_factory=list)  # human-readable summary lines
+    warnings: list = dataclasses.field(default_factory=list)
+    zone: str | None = None
+    forwarding: dict = dataclasses.field(default_factory=dict)
+    stored: dict | None = None
+
+
+def choose_backend(requested):
+    """libvirt's choice: nftables when ``nft`` is installed, else iptables."""
+    if requested in ('iptables', 'nftables'):
+        return requested
+    return 'nftables' if network_host.find_tool('nft') else 'iptables'
+
+
+def render(spec, backend):
+    """``rendered`` output: texts loadable into a host without any of our rules."""
+    if backend == 'nftables':
+        return {'iptables': '', 'ip6tables': '',
+                'nftables': network_compile_nftables.compile_ruleset([spec]).render()}
+    ruleset = network_compile_iptables.compile_ruleset([spec])
+    return {'iptables': ruleset.render('ip'), 'ip6tables': ruleset.render('ip6'), 'nftables': ''}
+
+
+def _xt_needed(desired_xt):
+    return bool(desired_xt.tables) or network_host.find_tool('iptables-save') is not None
+
+
+def run(request, runner=None):
+    runner = runner or network_host.Runner()
+    out = Outcome()
+    if request.state == 'rendered':
+        out.backend = choose_backend(request.firewall_backend)
+        out.rendered = render(request.spec, out.backend)
+        return out
+    lock = state_lock(request.state_dir, exclusive=not request.check_mode, create=not request.check_mode)
+    with lock:
+        _run_locked(request, runner, out)
+    return out
+
+
+def _run_locked(request, runner, out):
+    stored = network_store.load_all(request.state_dir)
+    previous = next((n for n in stored if n.spec.name == request.name), None)
+    others = tuple(n for n in stored if n.spec.name != request.name)
+    spec = request.spec
+    host_plans = []
+    entry = None
+    if request.state == 'present':
+        check_no_overlap(spec, [n.spec for n in others])
+        if spec.forward_dev and not network_host.link_exists(spec.forward_dev):
+            raise NetworkSpecError('network %r: forward_dev %s does not exist on this host'
+                                   % (spec.name, spec.forward_dev))
+        backend = choose_backend(request.firewall_backend)
+        bridge_created = bool(previous and previous.bridge_created)
+        if request.create_bridge:
+            plan = network_host.plan_bridge_present(runner, spec)
+            if any(argv[:3] == ('ip', 'link', 'add') for argv in plan.commands):
+                bridge_created = True
+            host_plans.append(plan)
+        elif not network_host.link_exists(spec.bridge) and backend == 'nftables' and spec.has_rules:
+            raise NetworkSpecError('network %r: bridge %s does not exist; the nftables backend needs it '
+                                   '(set create_bridge: true or create it first)' % (spec.name, spec.bridge))
+        entry = network_store.StoredNetwork(
+            spec=spec, backend=backend, seq=previous.seq if previous else network_store.next_seq(stored),
+            bridge_created=bridge_created, zone=previous.zone if previous else None)
+        desired = others + (entry,)
+        out.backend = backend
+    else:
+        desired = others
+        if previous is not None:
+            out.backend = previous.backend
+            out.stored = previous.spec.to_dict()
+            spec = previous.spec
+
+    desired_specs_xt = [n.spec for n in desired if n.backend == 'iptables']
+    desired_specs_nft = [n.spec for n in desired if n.backend == 'nftables']
+
+    # firewall rules: iptables layout through the shared engine
+    desired_xt = network_compile_iptables.compile_ruleset(desired_specs_xt)
+    xt_engine = None
+    xt_plan = None
+    if _xt_needed(desired_xt):
+        xt_engine = XtablesEngine(NETWORK_OWNERSHIP, backend=request.xtables_backend,
+                                  state_dir=request.state_dir)
+        xt_plan = xt_engine.plan(desired_xt if desired_xt.tables else Ruleset())
+        if xt_plan.changed:
+            out.diff.extend(plan_diff(xt_plan))
+            out.changes.append('iptables rules of the LIBVIRT_* chains')
+
+    # nftables layout
+    desired_nft = network_compile_nftables.compile_ruleset(desired_specs_nft)
+    nft_plan = None
+    if desired_nft.tables or network_host.find_tool('nft'):
+        bridges = [s.bridge for s in desired_specs_nft]
+        nft_plan = network_nft_apply.plan(runner, desired_nft, bridges)
+        if nft_plan.changed:
+            out.diff.append({'before_header': 'nft libvirt_network: live',
+                             'after_header': 'nft libvirt_network: desired',
+                             'before': network_nft_apply.diff_text(nft_plan.before),
+                             'after': network_nft_apply.diff_text(nft_plan.after)})
+            out.changes.append('nftables tables libvirt_network')
+
+    # bridge removal after the rules are gone (only a bridge we created)
+    if request.state == 'absent' and previous is not None and previous.bridge_created:
+        host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge))
+
+    # tc checksum filter (nftables layout)
+    tc_plans = []
+    if request.state == 'present' and entry.backend == 'nftables' and spec.has_rules:
+        if network_host.tc_checksum_supported():
+            tc_plans.append(network_host.plan_tc_checksum(runner, spec.bridge, network_host.link_exists(spec.bridge)))
+        else:
+            out.warnings.append('the kernel has no act_csum tc action (or tc is missing): the DHCP checksum '
+                                'filter libvirt puts on %s is skipped' % spec.bridge)
+    elif previous is not None and previous.backend == 'nftables' and network_host.link_exists(previous.spec.bridge) \
+            and network_host.find_tool('tc') and not (request.state == 'absent' and previous.bridge_created):
+        if request.state == 'absent' or (entry is not None and entry.backend != 'nftables'):
+            tc_plans.append(network_host.plan_tc_checksum_absent(runner, previous.spec.bridge))
+
+    for plan in host_plans + tc_plans:
+        if plan.changed:
+            out.changes.extend(plan.messages)
+            out.diff.append({'before_header': 'host', 'after_header': 'host',
+                             'before': '', 'after': ''.join(m + '\n' for m in plan.messages)})
+
+    # IP forwarding (only turned on, never off)
+    forwarding = network_host.plan_forwarding([entry.spec] if entry is not None else [])
+    if forwarding:
+        out.forwarding = forwarding
+        out.changes.extend('set %s = 1' % k.replace('/', '.') for k in sorted(forwarding))
+
+    # firewalld zone
+    fw_plan = None
+    if request.firewalld != 'never':
+        fw_plan = network_firewalld.plan(
+            spec if request.state == 'present' else (previous.spec if previous else None),
+            request.state, previous.zone if previous else None)
+        if fw_plan is not None:
+            out.zone = fw_plan.zone
+            if fw_plan.changed:
+                out.changes.extend(fw_plan.messages)
+                out.diff.append({'before_header': 'firewalld', 'after_header': 'firewalld',
+                                 'before': ''.join(m + '\n' for m in fw_plan.before),
+                                 'after': ''.join(m + '\n' for m in fw_plan.after)})
+    if entry is not None and fw_plan is not None:
+        entry = dataclasses.replace(entry, zone=fw_plan.zone)
+
+    store_changed = False
+    if request.state == 'present':
+        store_changed = previous is None or previous.to_json() != entry.to_json()
+        out.stored = entry.spec.to_dict()
+    elif previous is not None:
+        store_changed = True
+    if store_changed:
+        out.changes.append('state file of network %s' % request.name)
+
+    out.changed = bool(out.changes)
+    if request.check_mode or not out.changed:
+        return
+
+    # Apply: bridge first (nft rules need the device), then rules, then the rest.
+    removal_plans = [p for p in host_plans if any(a[:3] == ('ip', 'link', 'del') for a in p.commands)]
+    for plan in host_plans:
+        if plan not in removal_plans:
+            network_host.apply_plan(runner, plan)
+    if xt_plan is not None and xt_plan.changed:
+        xt_engine.apply(xt_plan)
+        xt_engine.cache.save()
+    if nft_plan is not None and nft_plan.changed:
+        network_nft_apply.apply(runner, nft_plan)
+    for plan in tc_plans:
+        try:
+            network_host.apply_plan(runner, plan)
+        except network_host.HostError as exc:
+            out.warnings.append('DHCP checksum tc filter on %s not applied: %s' % (spec.bridge, exc))
+    network_host.apply_forwarding(forwarding)
+    if fw_plan is not None and fw_plan.changed:
+        network_firewalld.apply(fw_plan)
+    if request.state == 'present':
+        network_store.save(request.state_dir, entry)
+    elif previous is not None:
+        network_store.remove(request.state_dir, request.name)
+    for plan in removal_plans:
+        network_host.apply_plan(runner, plan)

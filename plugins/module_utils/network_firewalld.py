@@ -1,0 +1,218 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""firewalld integration of a virtual network, as libvirt does it.
+
+When firewalld runs, libvirt puts a network's bridge into a zone before it
+adds any rule: the ``zone`` given, else ``libvirt-routed`` for routed networks
+(when that zone and its policies exist), else ``libvirt``. ``open`` networks
+get a zone only when one is given. Without firewalld nothing is touched (an
+explicit zone is then an error, as in libvirt).
+
+libvirt ships the zone/policy files with its package; this module, running on
+hosts without libvirt, defines equivalent ones itself through firewalld's own
+interface (``firewall-cmd --permanent`` followed by one ``--reload``) when they
+are missing. The definitions below are ours:
+
+* zone ``libvirt``: target ACCEPT (forwarded guest traffic is not firewalld's
+  business: libvirt's own rules decide), host services dhcp, dhcpv6, dns, ssh,
+  tftp and the icmp/ipv6-icmp protocols allowed, and a lowest-priority reject
+  rule for all other traffic to the host (rich-rule priorities: firewalld 0.7+);
+* zone ``libvirt-routed``: no settings; routed networks get their behaviour
+  from three policies (firewalld 0.9+): ``libvirt-routed-in`` (ANY ->
+  libvirt-routed, accept), ``libvirt-routed-out`` (libvirt-routed -> ANY,
+  accept) and ``libvirt-to-host`` (libvirt-routed -> HOST, reject except the
+  same services and protocols).
+
+The bridge is bound to its zone both at runtime and permanently (so a
+firewalld restart keeps it). ``state: absent`` removes the binding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_host import (
+    HostError, Runner, find_tool)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import NetworkSpecError
+
+HOST_SERVICES = ('dhcp', 'dhcpv6', 'dns', 'ssh', 'tftp')
+HOST_PROTOCOLS = ('icmp', 'ipv6-icmp')
+LIBVIRT_ZONE = 'libvirt'
+ROUTED_ZONE = 'libvirt-routed'
+ROUTED_POLICIES = ('libvirt-routed-in', 'libvirt-routed-out', 'libvirt-to-host')
+MIN_ZONE_VERSION = (0, 7, 0)
+MIN_POLICY_VERSION = (0, 9, 0)
+
+
+class FirewalldError(NetworkSpecError):
+    pass
+
+
+def _zone_definition(name):
+    """firewall-cmd argument lists that create our definition of ``name``."""
+    perm = ('--permanent',)
+    if name == LIBVIRT_ZONE:
+        return (
+            perm + ('--new-zone=' + name,),
+            perm + ('--zone=' + name, '--set-target=ACCEPT',
+                    '--set-short=libvirt guests',
+                    '--set-description=Interfaces of libvirt-style virtual networks: all forwarding is '
+                    'allowed (the network rules decide), to the host only DHCP, DNS, TFTP, SSH and ICMP.'),
+            perm + ('--zone=' + name,) + tuple('--add-service=' + s for s in HOST_SERVICES)
+            + tuple('--add-protocol=' + p for p in HOST_PROTOCOLS)
+            + ('--add-rich-rule=rule priority="32767" reject',),
+        )
+    if name == ROUTED_ZONE:
+        return (perm + ('--new-zone=' + name,),
+                perm + ('--zone=' + name, '--set-short=libvirt routed guests'))
+    if name == 'libvirt-routed-in':
+        return (perm + ('--new-policy=' + name,),
+                perm + ('--policy=' + name, '--add-ingress-zone=ANY', '--add-egress-zone=' + ROUTED_ZONE,
+                        '--set-target=ACCEPT'))
+    if name == 'libvirt-routed-out':
+        return (perm + ('--new-policy=' + name,),
+                perm + ('--policy=' + name, '--add-ingress-zone=' + ROUTED_ZONE, '--add-egress-zone=ANY',
+                        '--set-target=ACCEPT'))
+    if name == 'libvirt-to-host':
+        return (perm + ('--new-policy=' + name,),
+                perm + ('--policy=' + name, '--add-ingress-zone=' + ROUTED_ZONE, '--add-egress-zone=HOST',
+                        '--set-target=REJECT') + tuple('--add-service=' + s for s in HOST_SERVICES)
+                + tuple('--add-protocol=' + p for p in HOST_PROTOCOLS))
+    raise FirewalldError('no built-in definition for firewalld object %r' % name)
+
+
+@dataclasses.dataclass(frozen=True)
+class FirewalldPlan:
+    zone: str | None  # the zone the bridge ends up in (None: none of ours)
+    commands: tuple = ()  # firewall-cmd argument tuples, in order
+    messages: tuple = ()
+    before: tuple = ()
+    after: tuple = ()
+
+    @property
+    def changed(self):
+        return bool(self.commands)
+
+
+class Firewalld:
+    """Thin ``firewall-cmd`` wrapper (reads are plain calls, writes are recorded)."""
+
+    def __init__(self, runner=None):
+        self.runner = runner or Runner()
+        self.tool = find_tool('firewall-cmd')
+
+    def running(self):
+        if self.tool is None:
+            return False
+        rc, out, _err = self.runner.run([self.tool, '--state'], check=False)
+        return rc == 0 and out.strip() == 'running'
+
+    def cmd(self, *args, **kwargs):
+        rc, out, err = self.runner.run([self.tool] + list(args), check=False, write=kwargs.get('write', False))
+        return rc, out.strip(), err.strip()
+
+    def version(self):
+        _rc, out, _err = self.cmd('--version')
+        match = re.match(r'(\d+)\.(\d+)(?:\.(\d+))?', out)
+        if not match:
+            raise FirewalldError('cannot read the firewalld version from %r' % out)
+        return tuple(int(x or 0) for x in match.groups())
+
+    def names(self, what, permanent=False):
+        args = (('--permanent',) if permanent else ()) + ('--get-' + what,)
+        rc, out, err = self.cmd(*args)
+        if rc != 0:
+            raise FirewalldError('firewall-cmd %s failed: %s' % (' '.join(args), err or out))
+        return set(out.split())
+
+    def zone_of(self, interface, permanent=False):
+        args = (('--permanent',) if permanent else ()) + ('--get-zone-of-interface=' + interface,)
+        rc, out, _err = self.cmd(*args)
+        return out if rc == 0 and out and out != 'no zone' else None
+
+
+def wanted_zone(spec, fw):
+    """The zone libvirt would use for ``spec`` (None for open networks without one)."""
+    if spec.zone:
+        return spec.zone
+    if spec.forward_mode == 'open':
+        return None
+    if spec.forward_mode == 'route':
+        return ROUTED_ZONE
+    return LIBVIRT_ZONE
+
+
+def plan(spec, state, previous_zone=None, fw=None):
+    """None when firewalld is not running (and no zone was asked for)."""
+    if spec is None:
+        return None
+    fw = fw or Firewalld()
+    if not fw.running():
+        if state == 'present' and spec.zone:
+            raise FirewalldError('zone %s requested for network %s but firewalld is not active'
+                                 % (spec.zone, spec.name))
+        return None
+    bridge = spec.bridge
+    runtime_zone = fw.zone_of(bridge)
+    permanent_zone = fw.zone_of(bridge, permanent=True)
+    before = ('runtime zone of %s: %s' % (bridge, runtime_zone or 'none'),
+              'permanent zone of %s: %s' % (bridge, permanent_zone or 'none'))
+    commands = []
+    messages = []
+    if state == 'absent':
+        zone = previous_zone
+        if zone is None:
+            return FirewalldPlan(None)
+        if runtime_zone == zone:
+            commands.append(('--zone=' + zone, '--remove-interface=' + bridge))
+        if permanent_zone == zone:
+            commands.append(('--permanent', '--zone=' + zone, '--remove-interface=' + bridge))
+        if commands:
+            messages.append('firewalld: take %s out of zone %s' % (bridge, zone))
+        after = ('runtime zone of %s: none' % bridge, 'permanent zone of %s: none' % bridge)
+        return FirewalldPlan(None, tuple(commands), tuple(messages), before, after if commands else before)
+    zone = wanted_zone(spec, fw)
+    if zone is None:
+        return FirewalldPlan(None)
+    version = fw.version()
+    zones = fw.names('zones', permanent=True)
+    policies = set()
+    needs = []
+    if zone in (LIBVIRT_ZONE, ROUTED_ZONE):
+        if version < MIN_ZONE_VERSION:
+            raise FirewalldError('firewalld %s is too old for the libvirt zone (needs 0.7.0 or later for '
+                                 'rich-rule priorities)' % '.'.join(map(str, version)))
+        if zone == ROUTED_ZONE and version < MIN_POLICY_VERSION:
+            # as libvirt: without policies a routed network uses the libvirt zone
+            zone = LIBVIRT_ZONE
+        if zone == ROUTED_ZONE:
+            policies = fw.names('policies', permanent=True)
+            needs.extend(p for p in ROUTED_POLICIES if p not in policies)
+        if zone not in zones:
+            needs.insert(0, zone)
+    elif zone not in zones:
+        raise FirewalldError('firewalld zone %s (requested for network %s) does not exist'
+                             % (zone, spec.name))
+    for name in needs:
+        commands.extend(_zone_definition(name))
+        messages.append('firewalld: define %s' % name)
+    if needs:
+        commands.append(('--reload',))
+    if runtime_zone != zone:
+        commands.append(('--zone=' + zone, '--change-interface=' + bridge))
+    if permanent_zone != zone:
+        commands.append(('--permanent', '--zone=' + zone, '--change-interface=' + bridge))
+    if runtime_zone != zone or permanent_zone != zone:
+        messages.append('firewalld: put %s into zone %s' % (bridge, zone))
+    after = ('runtime zone of %s: %s' % (bridge, zone), 'permanent zone of %s: %s' % (bridge, zone))
+    return FirewalldPlan(zone, tuple(commands), tuple(messages), before, after)
+
+
+def apply(fw_plan, fw=None):
+    fw = fw or Firewalld()
+    for args in fw_plan.commands:
+        rc, out, err = fw.cmd(*args, write=True)
+        if rc != 0:
+            raise HostError('firewall-cmd %s failed (exit %d): %s' % (' '.join(args), rc, err or out))

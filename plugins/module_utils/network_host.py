@@ -1,0 +1,235 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host pieces of a virtual network besides the firewall: running commands,
+the bridge device with its gateway addresses, and IP forwarding.
+
+Every function first *plans* (reads only) and returns the commands/changes it
+would make; callers apply the plan only outside check mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import NetworkSpecError
+
+_SBIN = ('/usr/sbin', '/sbin', '/usr/local/sbin', '/usr/bin', '/bin')
+SYS_NET = '/sys/class/net'
+PROC_SYS = '/proc/sys'
+
+
+class HostError(NetworkSpecError):
+    """A host command failed; the message carries the tool's own error text."""
+
+
+def find_tool(name):
+    path = shutil.which(name)
+    if path:
+        return path
+    for directory in _SBIN:
+        candidate = os.path.join(directory, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class Runner:
+    """Runs argument vectors (never a shell) and records them as read/write."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, argv, data=None, write=False, check=True):
+        tool = find_tool(argv[0]) if not os.path.isabs(argv[0]) else argv[0]
+        if tool is None:
+            raise HostError('required command %s was not found' % argv[0])
+        argv = [tool] + list(argv[1:])
+        self.calls.append(('write' if write else 'read', tuple(argv)))
+        try:
+            proc = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, check=False)
+        except OSError as exc:
+            raise HostError('cannot run %s: %s' % (argv[0], exc))
+        if check and proc.returncode != 0:
+            raise HostError('%s failed (exit %d): %s' % (' '.join(argv), proc.returncode,
+                                                         (proc.stderr or proc.stdout).strip()))
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def writes(self):
+        return [argv for kind, argv in self.calls if kind == 'write']
+
+
+def link_exists(name):
+    return os.path.exists(os.path.join(SYS_NET, name))
+
+
+def is_bridge(name):
+    return os.path.isdir(os.path.join(SYS_NET, name, 'bridge'))
+
+
+@dataclasses.dataclass(frozen=True)
+class HostPlan:
+    commands: tuple = ()  # argv tuples to run, in order
+    messages: tuple = ()  # human-readable lines for the diff
+
+    @property
+    def changed(self):
+        return bool(self.commands)
+
+
+def _addresses(runner, bridge):
+    _rc, out, _err = runner.run(['ip', '-j', 'addr', 'show', 'dev', bridge])
+    try:
+        data = json.loads(out or '[]')
+    except ValueError:
+        raise HostError('cannot parse "ip -j addr show dev %s" output' % bridge)
+    found = set()
+    up = False
+    for link in data:
+        up = 'UP' in (link.get('flags') or ())
+        for info in link.get('addr_info') or ():
+            found.add('%s/%s' % (info.get('local'), info.get('prefixlen')))
+    return found, up
+
+
+def plan_bridge_present(runner, spec):
+    """Create the bridge (if missing), add the gateway addresses, bring it up."""
+    commands = []
+    messages = []
+    bridge = spec.bridge
+    if link_exists(bridge):
+        if not is_bridge(bridge):
+            raise HostError('network %r: interface %s exists and is not a bridge' % (spec.name, bridge))
+        have, up = _addresses(runner, bridge)
+    else:
+        commands.append(('ip', 'link', 'add', bridge, 'type', 'bridge'))
+        messages.append('create bridge %s' % bridge)
+        have, up = set(), False
+    for ip in spec.ips:
+        cidr = '%s/%d' % (ip.address, ip.prefix)
+        if cidr not in have:
+            commands.append(('ip', 'addr', 'add', cidr, 'dev', bridge))
+            messages.append('add address %s to %s' % (cidr, bridge))
+    if not up:
+        commands.append(('ip', 'link', 'set', 'dev', bridge, 'up'))
+        messages.append('set %s up' % bridge)
+    return HostPlan(tuple(commands), tuple(messages))
+
+
+def plan_bridge_absent(bridge):
+    if not link_exists(bridge):
+        return HostPlan()
+    return HostPlan((('ip', 'link', 'del', 'dev', bridge),), ('delete bridge %s' % bridge,))
+
+
+def apply_plan(runner, plan):
+    for argv in plan.commands:
+        runner.run(list(argv), write=True)
+
+
+# --------------------------------------------------------------------------- forwarding
+
+FORWARD_SYSCTLS = {
+    'ipv4': 'net/ipv4/ip_forward',
+    'ipv6': 'net/ipv6/conf/all/forwarding',
+}
+
+
+def forwarding_needed(spec):
+    """Families whose forwarding libvirt turns on for this network: every mode
+    except isolated, for the families it has addresses of."""
+    if spec.forward_mode == 'isolated':
+        return ()
+    out = []
+    if spec.ipv4s:
+        out.append('ipv4')
+    if spec.ipv6s:
+        out.append('ipv6')
+    return tuple(out)
+
+
+def read_sysctl(key):
+    try:
+        with open(os.path.join(PROC_SYS, key)) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def plan_forwarding(specs):
+    """{sysctl key: '1'} for the keys that must be turned on (never off)."""
+    wanted = set()
+    for spec in specs:
+        wanted.update(forwarding_needed(spec))
+    changes = {}
+    for family in sorted(wanted):
+        key = FORWARD_SYSCTLS[family]
+        if read_sysctl(key) != '1':
+            changes[key] = '1'
+    return changes
+
+
+def apply_forwarding(changes):
+    for key, value in sorted(changes.items()):
+        path = os.path.join(PROC_SYS, key)
+        try:
+            with open(path, 'w') as handle:
+                handle.write(value + '\n')
+        except OSError as exc:
+            raise HostError('cannot set %s to %s: %s' % (key.replace('/', '.'), value, exc))
+
+
+# --------------------------------------------------------------------------- tc checksum
+
+def tc_checksum_supported():
+    """libvirt's nftables backend fixes DHCP reply checksums with a tc ``csum``
+    action; it needs ``tc`` and the kernel's act_csum (module or built in)."""
+    if find_tool('tc') is None:
+        return False
+    if os.path.isdir('/sys/module/act_csum'):
+        return True
+    release = os.uname().release
+    for name in ('modules.builtin', 'modules.dep'):
+        try:
+            with open(os.path.join('/lib/modules', release, name)) as handle:
+                if any('/act_csum.ko' in line.split(':', 1)[0] for line in handle):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _tc_filter(bridge, verb):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_compile_nftables import (
+        tc_filter_argv)
+    return tc_filter_argv(bridge, verb)
+
+
+def plan_tc_checksum(runner, bridge, bridge_exists=True):
+    """libvirt's htb root qdisc ``1:`` and the u32/csum filter on the bridge."""
+    commands = []
+    have_qdisc = have_filter = False
+    if bridge_exists:
+        _rc, out, _err = runner.run(['tc', 'qdisc', 'show', 'dev', bridge, 'handle', '1:'], check=False)
+        have_qdisc = 'qdisc' in out and ' 1: ' in out
+        if have_qdisc:
+            _rc, out, _err = runner.run(['tc', 'filter', 'show', 'dev', bridge, 'parent', '1:'], check=False)
+            have_filter = 'csum' in out
+    if not have_qdisc:
+        commands.append(('tc', 'qdisc', 'add', 'dev', bridge, 'root', 'handle', '1:', 'htb', 'default', '2'))
+    if not have_filter:
+        commands.append(_tc_filter(bridge, 'add'))
+    messages = ('add DHCP checksum tc filter on %s' % bridge,) if commands else ()
+    return HostPlan(tuple(commands), messages)
+
+
+def plan_tc_checksum_absent(runner, bridge):
+    _rc, out, _err = runner.run(['tc', 'filter', 'show', 'dev', bridge, 'parent', '1:'], check=False)
+    if 'csum' not in out:
+        return HostPlan()
+    return HostPlan((_tc_filter(bridge, 'del'),), ('remove DHCP checksum tc filter from %s' % bridge,))
