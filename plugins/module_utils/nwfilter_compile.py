@@ -13,13 +13,14 @@ shared ``libvirt-in``, ``libvirt-out``, ``libvirt-in-post`` and
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_ebtables as EB
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_iptables as XT
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import (
-    instances, normalise_parameters, resolve)
+    filter_tree, instances, normalise_parameters, resolve)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import IllegalValue, parse_mac
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import Chain, Hook, Ruleset, Table
 
@@ -30,6 +31,8 @@ BASE_CHAINS = ('libvirt-in', 'libvirt-out', 'libvirt-in-post', 'libvirt-host-in'
 BASE_HOOKS = (('FORWARD', 'libvirt-in', 1), ('FORWARD', 'libvirt-out', 2), ('FORWARD', 'libvirt-in-post', 3),
               ('INPUT', 'libvirt-host-in', 1))
 FROM_GUEST, TO_GUEST = 'I', 'O'
+# Bump when the compiler's output for the same input changes (invalidates cached compilations).
+COMPILER_VERSION = 1
 
 
 def check_interface_name(name):
@@ -173,3 +176,21 @@ def compile_binding(interface, mac, filter_name, parameters, filters):
         _xtables_table('ip6', interface, by_layer['ip6']),
     ]
     return Ruleset(tuple(t for t in tables if t is not None))
+
+
+def binding_fingerprint(interface, mac, filter_name, parameters, filters):
+    """A digest of everything ``compile_binding`` reads for this binding.
+
+    Equal fingerprints mean equal compiled rulesets, so callers may cache the
+    compiled result (e.g. in state_dir) and skip compiling thousands of
+    unchanged NICs. A filter that is missing from the tree changes it too.
+    """
+    digest = hashlib.sha256()
+    digest.update(repr((COMPILER_VERSION, interface, mac, filter_name, normalise_parameters(parameters))).encode())
+    for name in filter_tree(filter_name, filters):
+        digest.update(repr(filters[name]).encode())
+    for name in filter_tree(filter_name, filters):
+        for ref in filters[name].references:
+            if ref not in filters:
+                digest.update(('missing:' + ref).encode())
+    return digest.hexdigest()

@@ -94,6 +94,22 @@ def expand(filter_name, filters, variables):
     return tuple(expanded)
 
 
+def filter_tree(filter_name, filters):
+    """Names of every defined filter reachable from ``filter_name`` (itself first).
+
+    Missing references and cycles are skipped here; ``expand`` reports them.
+    """
+    seen = []
+    pending = [filter_name]
+    while pending:
+        name = pending.pop(0)
+        if name in seen or name not in filters:
+            continue
+        seen.append(name)
+        pending.extend(filters[name].references)
+    return tuple(seen)
+
+
 def _accesses(rule):
     """Distinct variable accesses of a rule, in attribute-table order."""
     seen = []

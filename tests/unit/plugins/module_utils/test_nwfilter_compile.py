@@ -109,3 +109,19 @@ def test_bad_mac_and_continue_on_iptables_rejected():
         compile_binding('vnet0', '52:54:00:zz:00:01', 'f', {}, {'f': flt})
     with pytest.raises(ResolveError, match='continue'):
         compile_binding('vnet0', MAC, 'f', {}, {'f': flt})
+
+
+def test_fingerprint_tracks_every_input():
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import binding_fingerprint
+    docs = ["<filter name='top'><filterref filter='leaf'/></filter>",
+            "<filter name='leaf'><rule action='accept' direction='out'><tcp srcipaddr='$IP'/></rule></filter>",
+            "<filter name='other'/>"]
+    flts = dict((f.name, f) for f in (parse_filter(d) for d in docs))
+    base = binding_fingerprint('vnet0', MAC, 'top', {'IP': '10.0.0.1'}, flts)
+    assert base == binding_fingerprint('vnet0', MAC, 'top', {'IP': '10.0.0.1'}, dict(flts))
+    assert base != binding_fingerprint('vnet1', MAC, 'top', {'IP': '10.0.0.1'}, flts)
+    assert base != binding_fingerprint('vnet0', MAC, 'top', {'IP': '10.0.0.2'}, flts)
+    changed = dict(flts, leaf=parse_filter(docs[1].replace('accept', 'drop')))
+    assert base != binding_fingerprint('vnet0', MAC, 'top', {'IP': '10.0.0.1'}, changed)
+    unrelated = dict(flts, other=parse_filter("<filter name='other' chain='arp'/>"))
+    assert base == binding_fingerprint('vnet0', MAC, 'top', {'IP': '10.0.0.1'}, unrelated)

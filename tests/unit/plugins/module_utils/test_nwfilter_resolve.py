@@ -84,3 +84,12 @@ def test_missing_filter_and_cycle_named():
         resolve('c', flt, ())
     with pytest.raises(ResolveError, match="'nothere' is not defined"):
         resolve('nothere', flt, ())
+
+
+def test_filter_tree_lists_reachable_filters_once():
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import filter_tree
+    flt = filters("<filter name='a'><filterref filter='b'/><filterref filter='c'/></filter>",
+                  "<filter name='b'><filterref filter='c'/><filterref filter='ghost'/></filter>",
+                  "<filter name='c'><filterref filter='a'/></filter>", "<filter name='d'/>")
+    assert filter_tree('a', flt) == ('a', 'b', 'c')
+    assert filter_tree('d', flt) == ('d',)
