@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+"""Model of a virtual network: options and XML give the same model; bad input is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import (
+    IpSpec, NetworkSpec, NetworkSpecError, check_no_overlap, spec_from_options, spec_from_xml)
+
+NAT_XML = '''<network>
+  <name>default</name>
+  <bridge name="virbr0"/>
+  <forward/>
+  <ip address="192.168.122.1" netmask="255.255.255.0">
+    <dhcp><range start="192.168.122.2" end="192.168.122.254"/></dhcp>
+  </ip>
+  <ip family="ipv6" address="2001:db8:ca2:2::1" prefix="64"/>
+</network>'''
+
+
+def _opts(**kwargs):
+    base = dict(name='default', bridge='virbr0', forward_mode=None, forward_dev=None, ipv4=None, ipv6=None,
+                ipv6_no_gateway=None, nat=None, dns=None, zone=None)
+    base.update(kwargs)
+    return base
+
+
+def test_options_and_xml_give_the_same_model():
+    from_xml = spec_from_xml(NAT_XML)
+    from_opts = spec_from_options(_opts(
+        forward_mode='nat',
+        ipv4={'address': '192.168.122.1', 'netmask': '255.255.255.0',
+              'dhcp_range': {'start': '192.168.122.2', 'end': '192.168.122.254'}},
+        ipv6=[{'address': '2001:db8:ca2:2::1', 'prefix': 64}]))
+    assert from_xml == from_opts
+    assert from_xml.ips[0].network == '192.168.122.0/24'
+    assert from_xml.ips[1].network == '2001:db8:ca2:2::/64'
+    assert from_xml.ips[0].dhcp and not from_xml.ips[1].dhcp
+
+
+def test_forward_without_mode_is_nat_and_missing_forward_is_isolated():
+    assert spec_from_xml(NAT_XML).forward_mode == 'nat'
+    isolated = spec_from_xml('<network><name>i</name><bridge name="br1"/></network>')
+    assert isolated.forward_mode == 'isolated'
+    none = spec_from_xml('<network><name>i</name><bridge name="br1"/><forward mode="none"/></network>')
+    assert none.forward_mode == 'isolated'
+
+
+def test_prefix_sources_in_libvirt_order():
+    xml = ('<network><name>p</name><bridge name="br1"/>'
+           '<ip address="10.1.2.1"/><ip address="172.16.0.1" prefix="0" netmask="255.255.0.0"/>'
+           '<ip family="ipv6" address="fd00::1"/></network>')
+    spec = spec_from_xml(xml)
+    assert [ip.prefix for ip in spec.ips] == [8, 16, 64]
+    assert spec.ips[0].network == '10.0.0.0/8'
+
+
+def test_nat_and_forward_dev_from_xml():
+    xml = ('<network><name>n</name><bridge name="br1"/><forward mode="nat" dev="eth1">'
+           '<nat ipv6="yes"><address start="198.51.100.1" end="198.51.100.9"/><port start="500" end="1000"/>'
+           '</nat></forward><ip address="10.1.2.1" prefix="24"/></network>')
+    spec = spec_from_xml(xml)
+    assert spec.forward_dev == 'eth1'
+    assert spec.nat_ipv6
+    assert spec.nat_addresses == ('198.51.100.1', '198.51.100.9')
+    assert spec.port_range() == (500, 1000)
+
+
+def test_forward_interface_dev_equivalent_to_dev():
+    xml = ('<network><name>n</name><bridge name="br1"/><forward mode="route"><interface dev="eth2"/></forward>'
+           '</network>')
+    assert spec_from_xml(xml).forward_dev == 'eth2'
+    bad = ('<network><name>n</name><bridge name="br1"/><forward mode="route" dev="eth1"><interface dev="eth2"/>'
+           '</forward></network>')
+    with pytest.raises(NetworkSpecError, match='disagrees'):
+        spec_from_xml(bad)
+
+
+def test_tftp_and_dns_and_ipv6_yes():
+    xml = ('<network ipv6="yes"><name>t</name><bridge name="br1"/><dns enable="no"/>'
+           '<ip address="10.1.2.1" prefix="24"><tftp root="/srv"/></ip></network>')
+    spec = spec_from_xml(xml)
+    assert spec.ips[0].tftp and not spec.dns and spec.ipv6_no_gateway and spec.ipv6_enabled
+
+
+def test_default_nat_ports_and_zero_means_default():
+    spec = spec_from_options(_opts(forward_mode='nat', ipv4={'address': '10.0.0.1/24'},
+                                   nat={'ports': {'start': 0, 'end': 0}, 'addresses': None, 'ipv6': False}))
+    assert spec.port_range() == (1024, 65535)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(ipv4={'address': '10.0.0.1', 'prefix': 33}), 'prefix 33 is out of range for IPV4'),
+    (dict(ipv6={'address': 'fd00::1', 'prefix': 129}), 'prefix 129 is out of range for IPV6'),
+    (dict(ipv4={'address': '10.0.0.0/24'}), 'not a host address inside its subnet'),
+    (dict(ipv4={'address': '10.0.0.255/24'}), 'broadcast'),
+    (dict(ipv4={'address': '10.0.0.1/24', 'dhcp_range': {'start': '10.0.1.2', 'end': '10.0.1.9'}}),
+     'dhcp range start 10.0.1.2 is not inside the subnet 10.0.0.0/24'),
+    (dict(ipv4={'address': 'fd00::1'}), 'is not an IPV4 address'),
+    (dict(ipv4={'address': 'banana'}), "'banana' is not an IP address"),
+    (dict(forward_mode='bridgey'), "unknown forward mode 'bridgey'"),
+    (dict(bridge='br/0'), "bridge 'br/0' is not a valid interface name"),
+    (dict(bridge='a-very-long-bridge-name'), 'is not a valid interface name'),
+    (dict(forward_mode='isolated', forward_dev='eth0'), 'not allowed with forward mode isolated'),
+    (dict(forward_mode='route', nat={'ports': {'start': 1, 'end': 2}}), 'only allowed with forward mode nat'),
+    (dict(forward_mode='nat', nat={'ports': {'start': 900, 'end': 900}}), 'nat port range 900-900 is invalid'),
+    (dict(forward_mode='nat', nat={'addresses': {'start': '10.0.0.9', 'end': '10.0.0.1'}}), 'is after end'),
+    (dict(ipv4=[{'address': '10.0.0.1/24'}, {'address': '10.0.0.129/25'}]), 'overlap'),
+    (dict(ipv4={'address': '10.0.0.1/24', 'colour': 'red'}), r'unknown key\(s\) colour'),
+])
+def test_bad_options_are_named(kwargs, message):
+    with pytest.raises(NetworkSpecError, match=message):
+        spec_from_options(_opts(**kwargs))
+
+
+@pytest.mark.parametrize('xml, message', [
+    ('<network><name>x</name></network>', 'bridge name'),
+    ('<network><bridge name="b"/></network>', '<name> is missing'),
+    ('<net/>', 'expected <network>'),
+    ('<network><name>x</name><bridge name="b"/><forward mode="vepa"/></network>', "'vepa' uses no libvirt"),
+    ('<network><name>x</name><bridge name="b"/><forward mode="weird"/></network>', "unknown forward mode 'weird'"),
+    ('<network><name>x</name><bridge name="b"/><ip address="10.0.0.1" prefix="40"/></network>', 'prefix 40'),
+    ('<network><name>x</name><bridge name="b"/><ip address="10.0.0.1" netmask="255.0.255.0"/></network>',
+     'not a valid IPv4 netmask'),
+    ('<network><name>x</name', 'not well-formed'),
+])
+def test_bad_xml_is_named(xml, message):
+    with pytest.raises(NetworkSpecError, match=message):
+        spec_from_xml(xml)
+
+
+def test_overlap_and_shared_bridge_between_networks():
+    a = spec_from_options(_opts(name='a', bridge='br-a', ipv4={'address': '10.1.0.1/24'}))
+    b = spec_from_options(_opts(name='b', bridge='br-b', ipv4={'address': '10.1.0.129/25'}))
+    c = spec_from_options(_opts(name='c', bridge='br-a', ipv4={'address': '10.2.0.1/24'}))
+    with pytest.raises(NetworkSpecError, match='subnet 10.1.0.128/25 overlaps subnet 10.1.0.0/24 of network'):
+        check_no_overlap(b, [a])
+    with pytest.raises(NetworkSpecError, match='bridge br-a is already used by network'):
+        check_no_overlap(c, [a])
+    check_no_overlap(a, [a])  # the same network again is fine
+
+
+def test_round_trip_through_stored_dict():
+    spec = spec_from_xml(NAT_XML)
+    assert NetworkSpec.from_dict(spec.to_dict()) == spec
+    assert isinstance(spec.ips[0], IpSpec)
