@@ -1,0 +1,428 @@
+# -*- coding: utf-8 -*-
+"""Random VALID nwfilter definitions for the differential suite.
+
+Written from shared/docs/nwfilter-semantics.md (§2, §3): every protocol element
+and attribute, negation, states, statematch, directions, actions, rule and
+chain priorities, filterrefs (with parameters), variables, lists and the three
+access forms. Values stay inside what libvirt (9.0) and the kernel accept, so a
+case that libvirt refuses points at the generator or at a difference in
+validation, never at noise:
+
+* ``continue`` only for Ethernet rules (iptables has no CONTINUE target);
+* ports on ``ip``/``ipv6`` elements only with protocol tcp/udp/sctp/dccp, never
+  with a negated protocol (the kernel refuses those);
+* ICMPv6 type/code on ``ipv6`` only with protocol icmpv6 (kernel check);
+* ``stp`` ``inout`` rules never have ``srcmacaddr`` (libvirt refuses);
+* ``ipset`` only together with ``ipsetflags`` and never on ``all``/``all-ipv6``
+  (libvirt silently drops it elsewhere; on ``all`` the set would have to exist);
+* ``dstipto`` never on ``-ipv6`` protocols (libvirt types it IPv4 everywhere);
+* vlan id < 4095; comments short;
+* variables that share an iterator have equal list lengths; a child filter's
+  own variable (FR) is always passed by every filterref to it.
+
+One case = a top filter (plus its private child filters) bound to one NIC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import xml.etree.ElementTree as ET
+
+# Binding parameters given to every case: name -> (kind, values).
+BINDING_VARIABLES = {
+    'IP': ('ipv4', ['10.20.0.1', '10.20.0.2']),
+    'IPV6': ('ipv6', ['fd00::10']),
+    'V4A': ('ipv4', ['192.0.2.1', '192.0.2.2', '192.0.2.3']),
+    'V4B': ('ipv4', ['198.51.100.1', '198.51.100.2', '198.51.100.1']),  # a repeated value
+    'V6A': ('ipv6', ['fd00::1', '2001:db8::2']),
+    'PA': ('port', ['80', '443', '8080']),
+    'PB': ('port', ['22', '53']),
+    'MACS': ('mac', ['52:54:00:00:00:01', '52:54:00:00:00:02']),
+    'DHCPSERVER': ('ipv4', ['10.20.0.254']),
+    'GATEWAY_MAC': ('mac', ['52:54:00:00:00:fe']),
+}
+# MAC is added by libvirt (the NIC's MAC): one value.
+AUTO_VARIABLES = {'MAC': ('mac', ['auto'])}
+# Child filters' own variable, always passed by the filterrefs that reach them.
+CHILD_VARIABLE = 'FR'
+
+# Sub-chains: name -> priority written in the filter (None: the prefix default).
+# A name always has one effective priority (see oracle.normalise); names the
+# built-ins use keep the built-ins' priority.
+CHAIN_POOL = {
+    'mac': None, 'mac-x': -790, 'mac-y': None,
+    'vlan': None, 'vlan-q': 10,
+    'stp': None, 'stp-b': -300,
+    'arp': None, 'arp-x': -505, 'arp-ip': -510,
+    'rarp': None, 'rarp-y': -450,
+    'ipv4': None, 'ipv4-t': 200, 'ipv4-z': -700,
+    'ipv6': None, 'ipv6-u': -600, 'ipv6-ip': -610,
+}
+
+ETHERNET = ('mac', 'vlan', 'stp', 'arp', 'rarp', 'ip', 'ipv6')
+IP4_LAYER = ('tcp', 'udp', 'udplite', 'sctp', 'icmp', 'igmp', 'esp', 'ah', 'all')
+IP6_LAYER = ('tcp-ipv6', 'udp-ipv6', 'udplite-ipv6', 'sctp-ipv6', 'esp-ipv6', 'ah-ipv6', 'all-ipv6', 'icmpv6')
+ACTIONS = ('accept', 'drop', 'reject', 'return', 'continue')
+BUILTIN_REFS = ('allow-arp', 'allow-dhcp', 'allow-ipv4', 'allow-incoming-ipv6', 'no-mac-spoofing',
+                'no-ip-spoofing', 'no-arp-spoofing', 'no-mac-broadcast', 'no-ip-multicast',
+                'no-ipv6-multicast', 'qemu-announce-self', 'no-other-rarp-traffic', 'allow-dhcpv6',
+                'no-ipv6-spoofing', 'allow-dhcp-server')
+
+_ETH_HDR = (('srcmacaddr', 'mac'), ('srcmacmask', 'macmask'), ('dstmacaddr', 'mac'), ('dstmacmask', 'macmask'))
+_ARP = _ETH_HDR + (('hwtype', 'uint16'), ('protocoltype', 'uint16'), ('opcode', 'opcode'),
+                   ('arpsrcmacaddr', 'mac'), ('arpdstmacaddr', 'mac'), ('arpsrcipaddr', 'ipv4'),
+                   ('arpsrcipmask', 'ipv4mask'), ('arpdstipaddr', 'ipv4'), ('arpdstipmask', 'ipv4mask'),
+                   ('gratuitous', 'boolean'), ('comment', 'comment'))
+_PORTS = (('srcportstart', 'port'), ('srcportend', 'port'), ('dstportstart', 'port'), ('dstportend', 'port'))
+
+
+def _stp_attrs():
+    attrs = [('srcmacaddr', 'mac'), ('srcmacmask', 'macmask'), ('type', 'uint8'), ('flags', 'uint8')]
+    for base, kind in (('root-priority', 'uint16'), ('root-address', 'mac'), ('root-cost', 'uint32'),
+                       ('sender-priority', 'uint16'), ('sender-address', 'mac'), ('port', 'uint16'),
+                       ('age', 'uint16'), ('max-age', 'uint16'), ('hello-time', 'uint16'),
+                       ('forward-delay', 'uint16')):
+        attrs += [(base, kind), (base + ('-mask' if kind == 'mac' else '-hi'), 'macmask' if kind == 'mac' else kind)]
+    return tuple(attrs) + (('comment', 'comment'),)
+
+
+def _ip_common(addr, mask, v6):
+    attrs = [('srcmacaddr', 'mac'), ('srcipaddr', addr), ('srcipmask', mask), ('dstipaddr', addr),
+             ('dstipmask', mask), ('srcipfrom', addr), ('srcipto', addr), ('dstipfrom', addr)]
+    if not v6:
+        attrs.append(('dstipto', 'ipv4'))
+    attrs += [('dscp', 'dscp'), ('connlimit-above', 'connlimit'), ('state', 'state'), ('ipset', 'ipset')]
+    return tuple(attrs)
+
+
+def protocol_attrs(proto):
+    """(attribute, kind) pairs the generator may use on a protocol element."""
+    if proto == 'mac':
+        return _ETH_HDR + (('protocolid', 'ethertype'), ('comment', 'comment'))
+    if proto == 'vlan':
+        return _ETH_HDR + (('vlanid', 'vlanid'), ('encap-protocol', 'ethertype-encap'), ('comment', 'comment'))
+    if proto == 'stp':
+        return _stp_attrs()
+    if proto in ('arp', 'rarp'):
+        return _ARP
+    if proto == 'ip':
+        return _ETH_HDR + (('srcipaddr', 'ipv4'), ('srcipmask', 'ipv4mask'), ('dstipaddr', 'ipv4'),
+                           ('dstipmask', 'ipv4mask'), ('protocol', 'ipproto')) + _PORTS + (
+                               ('dscp', 'dscp'), ('comment', 'comment'))
+    if proto == 'ipv6':
+        return _ETH_HDR + (('srcipaddr', 'ipv6'), ('srcipmask', 'ipv6mask'), ('dstipaddr', 'ipv6'),
+                           ('dstipmask', 'ipv6mask'), ('protocol', 'ipproto')) + _PORTS + (
+                               ('type', 'uint8'), ('typeend', 'uint8'), ('code', 'uint8'), ('codeend', 'uint8'),
+                               ('comment', 'comment'))
+    v6 = proto.endswith('-ipv6') or proto == 'icmpv6'
+    base = proto.replace('-ipv6', '')
+    attrs = _ip_common('ipv6' if v6 else 'ipv4', 'ipv6mask' if v6 else 'ipv4mask', v6)
+    if base == 'tcp':
+        attrs += _PORTS + (('option', 'uint8'),)
+        if not v6:
+            attrs += (('flags', 'tcpflags'),)
+    elif base in ('udp', 'sctp'):
+        attrs += _PORTS
+    elif base in ('icmp', 'icmpv6'):
+        attrs += (('type', 'uint8'), ('code', 'uint8'))
+    return attrs + (('comment', 'comment'),)
+
+
+# Attributes whose value may be a variable, and the variable kind they take.
+VARIABLE_ATTRS = {'srcmacaddr': 'mac', 'dstmacaddr': 'mac', 'arpsrcmacaddr': 'mac', 'arpdstmacaddr': 'mac',
+                  'srcipaddr': None, 'dstipaddr': None, 'srcipfrom': None, 'arpsrcipaddr': 'ipv4',
+                  'arpdstipaddr': 'ipv4', 'srcportstart': 'port', 'dstportstart': 'port'}
+
+
+@dataclasses.dataclass
+class Case:
+    index: int
+    interface: str
+    mac: str
+    top: str  # name of the filter bound to the NIC
+    filters: dict  # name -> XML text (top and its private children)
+
+    def parameters(self):
+        params = {name: (values if len(values) > 1 else values[0])
+                  for name, (_, values) in BINDING_VARIABLES.items()}
+        return params
+
+    def describe(self):
+        return '\n'.join(self.filters.values())
+
+
+class Generator:
+    def __init__(self, seed):
+        self.rng = random.Random(seed)
+
+    # ------------------------------------------------------------ values
+    def chance(self, p):
+        return self.rng.random() < p
+
+    def mac(self):
+        octets = [self.rng.choice((0x52, 0x02, 0x00, 0xfe))] + [self.rng.randrange(256) for _ in range(5)]
+        style = self.rng.random()
+        if style < 0.1:
+            return ':'.join('%x' % o for o in octets)  # 1-2 digit form
+        if style < 0.2:
+            return ':'.join('%02X' % o for o in octets)
+        return ':'.join('%02x' % o for o in octets)
+
+    def macmask(self):
+        ones = self.rng.choice((48, 40, 24, 8, 0, 47, 16))
+        value = ((1 << 48) - 1) ^ ((1 << (48 - ones)) - 1)
+        return ':'.join('%02x' % ((value >> s) & 0xff) for s in range(40, -1, -8))
+
+    def ipv4(self):
+        return '%d.%d.%d.%d' % (self.rng.choice((10, 192, 172, 198, 203, 224, 0)), self.rng.randrange(256),
+                                self.rng.randrange(256), self.rng.randrange(256))
+
+    def ipv4mask(self):
+        prefix = self.rng.randrange(33)
+        if self.chance(0.25):
+            value = ((1 << 32) - 1) ^ ((1 << (32 - prefix)) - 1)
+            return '.'.join(str((value >> s) & 0xff) for s in (24, 16, 8, 0))
+        return str(prefix)
+
+    def ipv6(self):
+        return self.rng.choice((
+            'fd00::%x' % self.rng.randrange(1, 65536),
+            '2001:db8:%x::%x' % (self.rng.randrange(65536), self.rng.randrange(1, 65536)),
+            'FE80::%X' % self.rng.randrange(1, 65536),
+            '::ffff:10.%d.%d.%d' % (self.rng.randrange(256), self.rng.randrange(256), self.rng.randrange(256)),
+            'ff02::1:2', '::1', '2001:db8:0:0:1:0:0:1',
+        ))
+
+    def ipv6mask(self):
+        return str(self.rng.choice((0, 8, 10, 48, 64, 96, 127, 128, self.rng.randrange(129))))
+
+    def number(self, maximum, minimum=0):
+        value = self.rng.randrange(minimum, maximum + 1)
+        if self.chance(0.2):
+            return '0x%x' % value
+        return str(value)
+
+    def value(self, kind):
+        rng = self.rng
+        simple = {
+            'mac': self.mac, 'macmask': self.macmask, 'ipv4': self.ipv4, 'ipv4mask': self.ipv4mask,
+            'ipv6': self.ipv6, 'ipv6mask': self.ipv6mask,
+        }
+        if kind in simple:
+            return simple[kind]()
+        if kind == 'uint8':
+            return self.number(255)
+        if kind == 'uint16':
+            return self.number(65535)
+        if kind == 'uint32':
+            return self.number(4294967295)
+        if kind == 'port':
+            return str(rng.choice((22, 53, 67, 68, 80, 443, 1024, 65535, rng.randrange(1, 65536))))
+        if kind == 'dscp':
+            return self.number(63)
+        if kind == 'connlimit':
+            return str(rng.randrange(1, 100))
+        if kind == 'vlanid':
+            return self.number(4094)
+        if kind in ('ethertype', 'ethertype-encap'):
+            if self.chance(0.4):
+                return rng.choice(('arp', 'rarp', 'ipv4', 'ipv6', 'vlan', 'IPv4', 'ARP'))
+            low = 0x600 if kind == 'ethertype' else 0x3c
+            return '0x%x' % rng.randrange(low, 0x10000)
+        if kind == 'opcode':
+            if self.chance(0.5):
+                return rng.choice(('Request', 'Reply', 'Request_Reverse', 'Reply_Reverse', 'DRARP_Request',
+                                   'DRARP_Reply', 'DRARP_Error', 'InARP_Request', 'ARP_NAK', 'request'))
+            return self.number(65535)
+        if kind == 'ipproto':
+            return rng.choice(('tcp', 'udp', 'udplite', 'esp', 'ah', 'icmp', 'igmp', 'sctp', 'icmpv6',
+                               '6', '17', '33', '132', '0x11', str(rng.randrange(256))))
+        if kind == 'boolean':
+            return rng.choice(('true', 'false', '1', 'yes', 'no', '0'))
+        if kind == 'comment':
+            words = ['allow', 'web', 'dns', 'guest', 'x-1', 'a.b', 'c,d', 'under_score', "it's", '"q"', 'back\\s']
+            return ' '.join(rng.choice(words) for _ in range(rng.randrange(1, 5)))
+        if kind == 'state':
+            if self.chance(0.1):
+                return rng.choice(('NONE', 'none', 'NEW,NONE'))
+            states = [s for s in ('NEW', 'ESTABLISHED', 'RELATED', 'INVALID') if self.chance(0.5)] or ['NEW']
+            rng.shuffle(states)
+            return ','.join(s if self.chance(0.8) else s.lower() for s in states)
+        if kind == 'tcpflags':
+            flags = ('FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG')
+
+            def side():
+                if self.chance(0.15):
+                    return rng.choice(('ALL', 'NONE'))
+                return ','.join(f for f in flags if self.chance(0.4)) or 'SYN'
+            return '%s/%s' % (side(), side())
+        if kind == 'ipset':
+            return rng.choice(('blocklist', 'set.1', 'a:b', 'web_hosts'))
+        raise ValueError(kind)
+
+    # ------------------------------------------------------------ variables
+    def variable_for(self, kind, iterators, child):
+        """A variable access for an attribute of ``kind`` ('$X', '$X[@K]', '$X[N]'),
+        or None when no variable of that kind fits the iterators in use."""
+        pool = dict(BINDING_VARIABLES)
+        pool.update(AUTO_VARIABLES)
+        if child:
+            pool[CHILD_VARIABLE] = ('ipv4', ['x', 'y'])  # length from the filterrefs: always 2
+        names = [n for n, (k, _) in pool.items() if k == kind]
+        if not names:
+            return None
+        name = self.rng.choice(names)
+        length = len(pool[name][1])
+        form = self.rng.random()
+        if form < 0.25:
+            return '$%s[%d]' % (name, self.rng.randrange(length))
+        iterator = 0 if form < 0.75 else self.rng.choice((1, 2))
+        if iterators.setdefault(iterator, length) != length:
+            return '$%s[%d]' % (name, self.rng.randrange(length))
+        return '$%s' % name if iterator == 0 else '$%s[@%d]' % (name, iterator)
+
+    # ------------------------------------------------------------ rules
+    def protocol_element(self, proto, attrs, direction, negate, iterators, child, force=None):
+        v6 = proto.endswith('-ipv6') or proto in ('ipv6', 'icmpv6')
+        chosen = {}
+        for name, value in (force or {}).items():
+            chosen[name] = value
+        available = [a for a in attrs if a[0] not in chosen]
+        for name, kind in self.rng.sample(available, min(len(available), self.rng.choice((0, 1, 2, 2, 3, 4)))):
+            chosen[name] = self.value(kind)
+        # masks / range ends / -hi values mostly next to what they qualify
+        pairs = (('srcmacmask', 'srcmacaddr'), ('dstmacmask', 'dstmacaddr'), ('srcipmask', 'srcipaddr'),
+                 ('dstipmask', 'dstipaddr'), ('arpsrcipmask', 'arpsrcipaddr'), ('arpdstipmask', 'arpdstipaddr'),
+                 ('srcipto', 'srcipfrom'), ('dstipto', 'dstipfrom'))
+        for follower, leader in pairs:
+            if follower in chosen and leader not in chosen and self.chance(0.8):
+                kinds = dict(attrs)
+                if leader in kinds:
+                    chosen[leader] = self.value(kinds[leader])
+        for name in list(chosen):
+            if name in VARIABLE_ATTRS and self.chance(0.25):
+                kind = VARIABLE_ATTRS[name] or ('ipv6' if v6 else 'ipv4')
+                access = self.variable_for(kind, iterators, child)
+                if access:
+                    chosen[name] = access
+        if proto == 'stp' and direction == 'inout':
+            chosen.pop('srcmacaddr', None)
+        if 'ipset' in chosen:
+            if proto in ('all', 'all-ipv6'):
+                del chosen['ipset']
+            else:
+                chosen['ipsetflags'] = self.rng.choice(('src', 'dst', 'src,dst', 'dst,src,src', 'SRC'))
+        if proto in ('ip', 'ipv6'):
+            has_ports = any(p in chosen for p, _ in _PORTS)
+            has_icmp = any(t in chosen for t in ('type', 'typeend', 'code', 'codeend'))
+            if has_ports and has_icmp:
+                for t in ('type', 'typeend', 'code', 'codeend'):
+                    chosen.pop(t, None)
+                has_icmp = False
+            if has_ports:
+                chosen['protocol'] = self.rng.choice(('tcp', 'udp', 'sctp', '6', '17', '33', '132'))
+            elif has_icmp:
+                chosen['protocol'] = self.rng.choice(('icmpv6', '58'))
+        return chosen
+
+    def rule(self, ethernet_only, child, chain_proto=None):
+        rng = self.rng
+        iterators = {}
+        direction = rng.choice(('in', 'out', 'inout'))
+        if chain_proto and self.chance(0.75):
+            proto = chain_proto
+        elif ethernet_only or self.chance(0.4):
+            proto = rng.choice(ETHERNET + ('none',))
+        else:
+            proto = rng.choice(IP4_LAYER + IP6_LAYER)
+        is_eth = proto in ETHERNET or proto == 'none'
+        actions = ACTIONS if is_eth else ACTIONS[:-1]
+        attrs = {'action': rng.choice(actions), 'direction': direction}
+        if self.chance(0.85):
+            attrs['priority'] = str(rng.choice((-1000, -900, -700, -650, -500, -400, 0, 100, 100, 200, 500, 500,
+                                                700, 1000, rng.randrange(-1000, 1001))))
+        if self.chance(0.15):
+            attrs['statematch'] = rng.choice(('false', '0', 'FALSE', 'true', '1'))
+        element = ET.Element('rule', attrs)
+        if proto == 'none':
+            return element
+        spec = protocol_attrs(proto)
+        negated = self.chance(0.2)
+        # ports with a negated protocol are refused by the kernel: keep ip/ipv6 plain then
+        if proto in ('ip', 'ipv6'):
+            negated = negated and self.chance(0.3)
+        first = self.protocol_element(proto, spec, direction, negated, iterators, child)
+        if negated and proto in ('ip', 'ipv6') and 'protocol' in first:
+            negated = False
+        sub = ET.SubElement(element, proto, first)
+        if negated:
+            sub.set('match', 'no')
+        elif self.chance(0.2):
+            sub.set('match', 'yes')
+        if proto not in ('ip', 'ipv6') and self.chance(0.12):
+            # a second element of the same protocol: attributes accumulate
+            second = self.protocol_element(proto, spec, direction, False, iterators, child)
+            second.pop('protocol', None)
+            if proto == 'stp' and direction == 'inout':
+                second.pop('srcmacaddr', None)
+            extra = ET.SubElement(element, proto, second)
+            if self.chance(0.5):
+                extra.set('match', 'no')
+        return element
+
+    # ------------------------------------------------------------ filters
+    def filter(self, name, chain, child_names, child, allow_builtins=True):
+        rng = self.rng
+        attrs = {'name': name}
+        chain_proto = None
+        if chain is not None:
+            attrs['chain'] = chain
+            prio = CHAIN_POOL.get(chain)
+            if prio is not None:
+                attrs['priority'] = str(prio)
+            for prefix in ('mac', 'vlan', 'stp', 'arp', 'rarp', 'ipv4', 'ipv6'):
+                if chain.startswith(prefix) and not (prefix == 'arp' and chain.startswith('rarp')):
+                    chain_proto = {'mac': 'mac', 'vlan': 'vlan', 'stp': 'stp', 'arp': 'arp', 'rarp': 'rarp',
+                                   'ipv4': 'ip', 'ipv6': 'ipv6'}[prefix]
+                    break
+        elif self.chance(0.3):
+            attrs['chain'] = 'root'
+            if self.chance(0.3):
+                attrs['priority'] = str(rng.randrange(-1000, 1001))
+        root = ET.Element('filter', attrs)
+        entries = []
+        for _ in range(rng.randrange(1, 5)):
+            entries.append(self.rule(False, child, chain_proto))
+        for target in child_names:
+            for _ in range(1 if self.chance(0.85) else 2):  # sometimes referenced twice
+                ref = ET.Element('filterref', {'filter': target})
+                values = ['172.16.%d.%d' % (rng.randrange(256), rng.randrange(256)) for _ in range(2)]
+                for value in values:
+                    ET.SubElement(ref, 'parameter', {'name': CHILD_VARIABLE, 'value': value})
+                if self.chance(0.2):  # the caller's value wins over this one
+                    ET.SubElement(ref, 'parameter', {'name': 'V6A', 'value': 'fd99::99'})
+                entries.append(ref)
+        if allow_builtins and self.chance(0.35):
+            entries.append(ET.Element('filterref', {'filter': rng.choice(BUILTIN_REFS)}))
+        rng.shuffle(entries)
+        root.extend(entries)
+        ET.indent(root)
+        return ET.tostring(root, encoding='unicode') + '\n'
+
+    def case(self, index):
+        prefix = 'r%03d' % index
+        count = self.rng.choice((0, 0, 1, 1, 2, 3))
+        children = []
+        texts = {}
+        # children reference only later children: the tree is a DAG
+        for k in reversed(range(count)):
+            name = '%s-c%d' % (prefix, k)
+            chain = self.rng.choice(list(CHAIN_POOL)) if self.chance(0.7) else None
+            later = [c for c in children if self.chance(0.3)]
+            texts[name] = self.filter(name, chain, later, child=True)
+            children.append(name)
+        top = '%s-top' % prefix
+        texts[top] = self.filter(top, None, children, child=False)
+        mac = '52:54:00:%02x:%02x:%02x' % (0x30, index // 256, index % 256)
+        return Case(index, 'rd%03d' % index, mac, top, texts)
