@@ -113,7 +113,19 @@ def parse_save(family, text):
             tables[table] = SavedTable(family, table, tuple(
                 SavedChain(name, policies[name], tuple(rules[name])) for name in order))
 
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split('\n'), 1):
+        if raw.startswith('-A '):
+            # Hot path (tens of thousands of lines): no tokenising, just the chain name.
+            name, _sep, rule = raw[3:].partition(' ')
+            chain_rules = rules.get(name)
+            if chain_rules is None:
+                if table is None:
+                    raise SaveParseError('%s-save line %d outside a table: %r' % (family, number, raw))
+                order.append(name)
+                policies[name] = '-'
+                chain_rules = rules[name] = []
+            chain_rules.append(rule.strip())
+            continue
         line = raw.strip()
         if not line or line.startswith('#'):
             continue
@@ -127,6 +139,7 @@ def parse_save(family, text):
         if line == 'COMMIT':
             close()
             table = None
+            order, policies, rules = [], {}, {}
             continue
         if line.startswith(':'):
             words = line[1:].split()
@@ -137,16 +150,6 @@ def parse_save(family, text):
                 order.append(name)
                 rules[name] = []
             policies[name] = words[1] if len(words) > 1 else '-'
-            continue
-        if line.startswith('-A '):
-            parts = line[3:].split(None, 1)
-            name = parts[0]
-            if name not in policies:
-                # ebtables-save lists every chain first, iptables too; be lenient.
-                order.append(name)
-                policies[name] = '-'
-                rules[name] = []
-            rules[name].append(parts[1].strip() if len(parts) > 1 else '')
             continue
         # "[packets:bytes] -A ..." (iptables-save -c) is not asked for; anything else is unknown.
         raise SaveParseError('%s-save line %d not understood: %r' % (family, number, raw))

@@ -1,0 +1,416 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Guest NIC filter bindings persisted in ``state_dir``.
+
+Layout (default state_dir ``/etc/hypervisor-netfilter``)::
+
+    bindings/<interface>.json   one binding: interface, mac, filter, parameters, seq
+
+``seq`` keeps the order bindings were first stored in (libvirt instantiates
+in that order, and the order of the ebtables PREROUTING/POSTROUTING jumps
+follows it); rebinding an interface keeps its place.  Files are written
+atomically (temporary file in the same directory, fsync, ``os.replace``, fsync
+of the directory): a reader sees the old or the new binding, never a torn one.
+
+Interface names become file names and xtables arguments, so they are checked
+like Linux ``dev_valid_name`` does, with a conservative character set on top:
+1-15 characters of ``[A-Za-z0-9_.@-]``, not ``.``/``..``, not starting with
+``-`` (option-like).  ``/``, ``:``, blanks, shell metacharacters and a
+trailing ``+`` (an xtables wildcard) are refused with a message that says which.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import re
+import tempfile
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
+
+DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
+BINDINGS_SUBDIR = 'bindings'
+SUFFIX = '.json'
+IFNAMSIZ = 16  # includes the terminating NUL: at most 15 characters
+FORMAT_VERSION = 1
+
+_IFNAME_CHARS = re.compile(r'^[A-Za-z0-9_.@-]+$')
+_MAC = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
+_PARAM_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def validate_interface(name, where='interface'):
+    """Return ``name`` if it is a safe interface name, else raise BindingError saying why."""
+    if not isinstance(name, str) or not name:
+        raise BindingError('%s: an interface name must be a non-empty string, got %r' % (where, name))
+    if len(name) >= IFNAMSIZ:
+        raise BindingError('%s %r: %d characters; Linux allows at most %d'
+                           % (where, name, len(name), IFNAMSIZ - 1))
+    if name in ('.', '..'):
+        raise BindingError('%s %r: not a valid interface name' % (where, name))
+    if name.endswith('+'):
+        raise BindingError("%s %r: a trailing '+' is a wildcard in xtables, not an interface" % (where, name))
+    if not _IFNAME_CHARS.match(name):
+        bad = sorted(set(c for c in name if not re.match(r'[A-Za-z0-9_.@-]', c)))
+        raise BindingError('%s %r: characters %s are not allowed (use letters, digits, _ . @ -)'
+                           % (where, name, ', '.join(repr(c) for c in bad)))
+    if name.startswith('-'):
+        raise BindingError("%s %r: must not start with '-'" % (where, name))
+    return name
+
+
+def normalise_mac(mac, where='mac'):
+    if not isinstance(mac, str) or not _MAC.match(mac.strip()):
+        raise BindingError('%s: %r is not a MAC address like 52:54:00:12:34:56' % (where, mac))
+    return mac.strip().lower()
+
+
+def normalise_parameters(parameters, where='parameters'):
+    """``dict name -> str | list of str`` into ``((name, (value, ...)), ...)`` in given order."""
+    if parameters is None:
+        return ()
+    if isinstance(parameters, (list, tuple)):
+        items = parameters
+    elif isinstance(parameters, dict):
+        items = parameters.items()
+    else:
+        raise BindingError('%s must be a dict of name: value or list of values, got %s'
+                           % (where, type(parameters).__name__))
+    result = []
+    seen = set()
+    for name, value in items:
+        if not isinstance(name, str) or not _PARAM_NAME.match(name):
+            raise BindingError('%s: %r is not a valid parameter name' % (where, name))
+        if name in seen:
+            raise BindingError('%s: parameter %s given twice' % (where, name))
+        seen.add(name)
+        values = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        if not values:
+            raise BindingError('%s: parameter %s has an empty list of values' % (where, name))
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, (str, int)):
+                raise BindingError('%s: parameter %s: value %r must be a string' % (where, name, item))
+        result.append((name, tuple(str(v) for v in values)))
+    return tuple(result)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredBinding:
+    interface: str
+    mac: str
+    filter: str
+    parameters: tuple = ()  # ((name, (value, ...)), ...)
+    seq: int = 0
+
+    @property
+    def portdev(self):
+        return self.interface
+
+    def parameters_dict(self):
+        """Parameters as module output: a str for one value, a list for several."""
+        return dict((name, values[0] if len(values) == 1 else list(values)) for name, values in self.parameters)
+
+    def same_binding(self, other):
+        """Equal apart from the storage order."""
+        return (self.interface, self.mac, self.filter, self.parameters) == \
+            (other.interface, other.mac, other.filter, other.parameters)
+
+    def to_json(self):
+        return json.dumps({
+            'version': FORMAT_VERSION,
+            'interface': self.interface,
+            'mac': self.mac,
+            'filter': self.filter,
+            'parameters': [[name, list(values)] for name, values in self.parameters],
+            'seq': self.seq,
+        }, indent=1, sort_keys=True) + '\n'
+
+
+def make_binding(interface, mac, filter_name, parameters=None, seq=0, where=None):
+    """Validated :class:`StoredBinding` from module-style input."""
+    where = where or 'binding %s' % (interface,)
+    validate_interface(interface, where='%s: interface' % where)
+    if not isinstance(filter_name, str) or not filter_name:
+        raise BindingError('%s: filter must be a non-empty filter name' % where)
+    return StoredBinding(interface, normalise_mac(mac, where='%s: mac' % where), filter_name,
+                         normalise_parameters(parameters, where='%s: parameters' % where), seq)
+
+
+def from_filterbinding(binding, seq=0):
+    """From an :class:`nwfilter_parse.Binding` (a parsed ``<filterbinding>``)."""
+    return make_binding(binding.portdev, binding.mac, binding.filter, tuple(binding.parameters), seq,
+                        where='filterbinding %s' % binding.portdev)
+
+
+def bindings_dir(state_dir):
+    return os.path.join(state_dir, BINDINGS_SUBDIR)
+
+
+def binding_path(state_dir, interface):
+    return os.path.join(bindings_dir(state_dir), validate_interface(interface) + SUFFIX)
+
+
+def _parse_file(path, text):
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get('version') != FORMAT_VERSION:
+            raise ValueError('unknown format version %r' % (data.get('version') if isinstance(data, dict) else data))
+        binding = make_binding(data['interface'], data['mac'], data['filter'],
+                               [(n, v) for n, v in data.get('parameters') or []], int(data.get('seq', 0)),
+                               where=path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BindingError('stored binding %s is damaged: %s' % (path, exc))
+    if os.path.basename(path) != binding.interface + SUFFIX:
+        raise BindingError('stored binding %s holds interface %s' % (path, binding.interface))
+    return binding
+
+
+def load_bindings(state_dir):
+    """Every stored binding, in stored order (``seq``, then interface name)."""
+    directory = bindings_dir(state_dir)
+    try:
+        entries = os.listdir(directory)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return ()
+        raise BindingError('cannot list %s: %s' % (directory, exc))
+    found = []
+    for entry in entries:
+        if not entry.endswith(SUFFIX) or entry.startswith('.'):
+            continue
+        path = os.path.join(directory, entry)
+        try:
+            with open(path, encoding='utf-8') as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise BindingError('cannot read stored binding %s: %s' % (path, exc))
+        found.append(_parse_file(path, text))
+    return tuple(sorted(found, key=lambda b: (b.seq, b.interface)))
+
+
+def binding_filters(state_dir):
+    """``(interface, top-level filter)`` pairs (used by nwfilter_store.users_of)."""
+    return tuple((b.interface, b.filter) for b in load_bindings(state_dir))
+
+
+def next_seq(bindings):
+    return max([b.seq for b in bindings] + [0]) + 1
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_binding(state_dir, binding):
+    """Write ``binding`` atomically; returns the path."""
+    path = binding_path(state_dir, binding.interface)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % binding.interface, suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            handle.write(binding.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+    return path
+
+
+def remove_binding(state_dir, interface):
+    """Delete the stored binding of ``interface``; return whether there was one."""
+    path = binding_path(state_dir, interface)
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise BindingError('cannot remove %s: %s' % (path, exc))
+    _fsync_dir(os.path.dirname(path))
+    return True
+
+
+# --------------------------------------------------------------------------
+# Applying the stored bindings to the host
+
+def interface_exists(name):
+    return os.path.exists(os.path.join('/sys/class/net', name))
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSyncResult:
+    changed: bool  # kernel or store changed (or would, in check mode)
+    kernel_changed: bool
+    bindings: tuple  # StoredBinding after the run, stored order
+    added: tuple = ()  # interfaces newly bound
+    updated: tuple = ()  # interfaces rebound with other mac/filter/parameters
+    removed: tuple = ()  # interfaces unbound
+    skipped: tuple = ()  # interfaces whose bindings were not applied (interface missing)
+    interfaces_changed: tuple = ()  # interfaces whose own chains were (re)written or removed
+    sync: object = None  # xtables_apply.SyncResult
+    warnings: tuple = ()
+
+
+def load_host_filters(state_dir):
+    """Built-in filters overlaid by the ones nwfilter defined in ``state_dir``."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_store
+    return nwfilter_store.load_filters(state_dir)
+
+
+def compile_bindings(bindings, filters):
+    """``[(binding, Ruleset)]`` in the given order; compiler errors name the interface."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
+    return [(b, compile_binding(b.interface, b.mac, b.filter, b.parameters, filters)) for b in bindings]
+
+
+def _chain_owner_map(compiled):
+    """chain name -> interface, for the chains that belong to one NIC only."""
+    counts = {}
+    owner = {}
+    for binding, ruleset in compiled:
+        for table in ruleset.tables:
+            for chain in table.chains:
+                key = (table.family, table.name, chain.name)
+                counts[key] = counts.get(key, 0) + 1
+                owner[key] = binding.interface
+    return dict((k, v) for k, v in owner.items() if counts[k] == 1)
+
+
+def _changed_interfaces(plan, owners):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import NWFILTER_OWNERSHIP
+    found = []
+    for fam in plan.families:
+        for change in fam.chain_changes:
+            interface = owners.get((fam.family, change.table, change.chain))
+            if interface is None and change.action == 'delete':
+                interface = _interface_of_chain(fam.family, change.chain, NWFILTER_OWNERSHIP)
+            if interface and interface not in found:
+                found.append(interface)
+    return tuple(found)
+
+
+_CHAIN_INTERFACE = (re.compile(r'^libvirt-[IOJP]-(.+)$'), re.compile(r'^(?:F[IOJP]|H[IJ])-(.+)$'))
+
+
+def _interface_of_chain(family, chain, ownership):
+    # Only root chains name the interface unambiguously (sub-chains append "-<name>").
+    del ownership
+    for pattern in _CHAIN_INTERFACE:
+        match = pattern.match(chain)
+        if match and (family != 'eb' or chain.startswith('libvirt-')):
+            return match.group(1)
+    return None
+
+
+def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check_mode=False,
+              filters=None, skip_missing_interfaces=True, interface_exists_fn=interface_exists,
+              lock_timeout=60):
+    """Update the stored bindings and make the host's rules match all of them.
+
+    ``upserts``: StoredBinding objects to create or update (seq ignored);
+    ``removals``: interfaces to unbind; ``exclusive``: also unbind every
+    stored interface not in ``upserts``.  One read of the live state and at
+    most one restore per family, under the state_dir lock.  The binding files
+    are written only after the kernel accepted the rules, so a failed run
+    leaves both the kernel and the store as they were.
+    """
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import SyncResult, plan_diff
+
+    seen = set()
+    for binding in upserts:
+        if binding.interface in seen:
+            raise BindingError('interface %s is listed twice' % binding.interface)
+        seen.add(binding.interface)
+    overlap = sorted(seen & set(removals))
+    if overlap:
+        raise BindingError('interfaces %s are both bound and unbound in one call' % ', '.join(overlap))
+
+    with state_lock(state_dir, lock_timeout, exclusive=not check_mode, create=not check_mode):
+        stored = load_bindings(state_dir)
+        by_interface = dict((b.interface, b) for b in stored)
+        seq = next_seq(stored)
+        added, updated, removed = [], [], []
+        result = dict(by_interface)
+        for binding in upserts:
+            old = by_interface.get(binding.interface)
+            if old is None:
+                result[binding.interface] = dataclasses.replace(binding, seq=seq)
+                seq += 1
+                added.append(binding.interface)
+            elif not old.same_binding(binding):
+                result[binding.interface] = dataclasses.replace(binding, seq=old.seq)
+                updated.append(binding.interface)
+        unbind = set(removals)
+        if exclusive:
+            unbind |= set(by_interface) - seen
+        for interface in sorted(unbind):
+            if interface in result:
+                del result[interface]
+                removed.append(interface)
+        final = tuple(sorted(result.values(), key=lambda b: (b.seq, b.interface)))
+
+        warnings = []
+        active = []
+        skipped = []
+        for binding in final:
+            if skip_missing_interfaces and not interface_exists_fn(binding.interface):
+                skipped.append(binding.interface)
+                warnings.append('interface %s does not exist; its binding (filter %s) is stored but not applied'
+                                % (binding.interface, binding.filter))
+            else:
+                active.append(binding)
+        if filters is None:
+            filters = load_host_filters(state_dir)
+        compiled = compile_bindings(active, filters)
+        desired = merge_rulesets([ruleset for _b, ruleset in compiled])
+        plan = engine.plan(desired)
+        writes_before = len(engine.runner.writes())
+        if not check_mode:
+            if plan.changed:
+                engine.apply(plan)
+            for binding in final:
+                old = by_interface.get(binding.interface)
+                if old is None or old != binding:
+                    save_binding(state_dir, binding)
+            for interface in removed:
+                remove_binding(state_dir, interface)
+            engine.cache.save()
+        sync = SyncResult(plan.changed, plan, tuple(plan_diff(plan)),
+                          tuple(engine.runner.writes()[writes_before:]))
+        return HostSyncResult(
+            changed=bool(plan.changed or added or updated or removed),
+            kernel_changed=plan.changed,
+            bindings=final, added=tuple(added), updated=tuple(updated), removed=tuple(removed),
+            skipped=tuple(skipped), interfaces_changed=_changed_interfaces(plan, _chain_owner_map(compiled)),
+            sync=sync, warnings=tuple(warnings))
+
+
+def rebuild_filter_users(state_dir, filter_name, engine, filters=None, check_mode=False, **kwargs):
+    """After ``filter_name`` was (re)defined: re-apply every stored binding.
+
+    Returns ``(rebuilt, HostSyncResult)``; ``rebuilt`` lists the stored
+    interfaces whose filter tree contains ``filter_name`` (directly or through
+    filterrefs) and that were applied (not skipped).  Only chains whose
+    rules differ are rewritten, so the other NICs are not touched.  Call it
+    with the filter already saved (or ``filters`` holding the new definition).
+    """
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import reference_closure
+    if filters is None:
+        filters = load_host_filters(state_dir)
+    result = sync_host(state_dir, engine, filters=filters, check_mode=check_mode, **kwargs)
+    users = [b.interface for b in result.bindings
+             if filter_name in reference_closure(b.filter, filters) and b.interface not in result.skipped]
+    return tuple(users), result
