@@ -222,7 +222,7 @@ removed:
   type: list
   elements: str
   sample: []
-skipped:
+missing_interfaces:
   description: Stored interfaces that do not exist on the host; their rules were not applied.
   returned: state is present or absent
   type: list
@@ -367,7 +367,7 @@ def run_sync(module, nics):
         kernel_changed=result.kernel_changed,
         bindings=[binding_output(b) for b in result.bindings],
         added=list(result.added), updated=list(result.updated), removed=list(result.removed),
-        skipped=list(result.skipped), interfaces_changed=list(result.interfaces_changed),
+        missing_interfaces=list(result.skipped), interfaces_changed=list(result.interfaces_changed),
         families=result.sync.summary(),
         timings=dict(total=round(time.monotonic() - start, 4)),
     )
@@ -377,8 +377,9 @@ def run_sync(module, nics):
             list(result.removed)
         if result.added or result.updated or result.removed:
             diffs.append(dict(before_header='stored bindings', after_header='stored bindings',
-                              before='\n'.join(sorted(store_before)) + '\n',
-                              after='\n'.join(sorted(b.interface for b in result.bindings)) + '\n'))
+                              before=''.join(i + '\n' for i in sorted(store_before)),
+                              after=''.join(b.interface + '\n' for b in sorted(result.bindings,
+                                                                                   key=lambda b: b.interface))))
         output['diff'] = diffs
     module.exit_json(**output)
 
