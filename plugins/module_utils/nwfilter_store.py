@@ -1,0 +1,319 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The filters a host knows: the built-in catalog overlaid by the filters defined
+in ``state_dir``.
+
+Layout of ``state_dir`` (default ``/etc/hypervisor-netfilter``)::
+
+    filters/<name>.xml     one defined filter, canonical XML (nwfilter_format)
+
+Files are written atomically (temporary file in the same directory, fsync,
+``os.replace``, fsync of the directory), so a reader sees the old or the new
+filter, never a torn one.  Filter names become file names, hence
+:func:`validate_filter_name`.
+
+Like libvirt: a defined filter may replace a built-in of the same name;
+references to filters that do not exist yet are allowed at definition time;
+a definition that closes a reference cycle among the known filters is refused
+(:func:`check_no_cycle` names the cycle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import re
+import tempfile
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_format import format_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import FilterRef, parse_filter
+
+DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
+FILTERS_SUBDIR = 'filters'
+SUFFIX = '.xml'
+MAX_NAME_LENGTH = 200
+
+# Letters, digits and _ . : + - @; not starting with '.' or '-' (hidden files,
+# '.', '..', option-like names).  Every libvirt stock filter name and the names
+# OpenStack/oVirt generate (nova-instance-instance-00000001-fa163e...) fit.
+_NAME = re.compile(r'[A-Za-z0-9_:+@][A-Za-z0-9_.:+@-]*')
+
+
+class StoreError(FilterError):
+    """A stored filter cannot be read or written."""
+
+
+def validate_filter_name(name):
+    """Raise FilterError unless ``name`` is safe to use as a filter (file) name."""
+    if not isinstance(name, str) or not name:
+        raise FilterError('a filter name must be a non-empty string', value=name)
+    if len(name) > MAX_NAME_LENGTH:
+        raise FilterError('filter name is %d characters long; at most %d are allowed' % (len(name), MAX_NAME_LENGTH),
+                          value=name[:40] + '...')
+    if not _NAME.fullmatch(name):
+        bad = sorted(set(c for c in name if not re.match(r'[A-Za-z0-9_.:+@-]', c)))
+        detail = ('characters %s are not allowed' % ', '.join(repr(c) for c in bad)) if bad else \
+            "it must not start with '.' or '-'"
+        raise FilterError('invalid filter name: %s (use letters, digits and _ . : + - @)' % detail, value=name)
+    return name
+
+
+def filters_dir(state_dir):
+    return os.path.join(state_dir, FILTERS_SUBDIR)
+
+
+def filter_path(state_dir, name):
+    validate_filter_name(name)
+    return os.path.join(filters_dir(state_dir), name + SUFFIX)
+
+
+# --------------------------------------------------------------------------
+# Built-ins
+
+_BUILTIN_CACHE = {}
+
+
+def builtin_filters():
+    """The built-in catalog parsed once per process: dict name -> Filter."""
+    if not _BUILTIN_CACHE:
+        for name, text in BUILTIN_FILTERS.items():
+            _BUILTIN_CACHE[name] = parse_filter(text, source='built-in filter %s' % name, strict=True)
+    return dict(_BUILTIN_CACHE)
+
+
+def is_builtin(name):
+    return name in BUILTIN_FILTERS
+
+
+# --------------------------------------------------------------------------
+# Reading
+
+def load_defined(state_dir):
+    """The filters defined in ``state_dir``: dict name -> Filter (empty if none)."""
+    directory = filters_dir(state_dir)
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return {}
+        raise StoreError('cannot list %s: %s' % (directory, exc))
+    defined = {}
+    for entry in entries:
+        if not entry.endswith(SUFFIX) or entry.startswith('.'):
+            continue  # temporary files of an interrupted write
+        path = os.path.join(directory, entry)
+        try:
+            with open(path, encoding='utf-8') as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise StoreError('cannot read stored filter %s: %s' % (path, exc))
+        nwfilter = parse_filter(text, source=path, strict=False)
+        if nwfilter.name + SUFFIX != entry:
+            raise StoreError("stored filter %s is named '%s'; the file name must be '%s%s'"
+                             % (path, nwfilter.name, nwfilter.name, SUFFIX))
+        defined[nwfilter.name] = nwfilter
+    return defined
+
+
+def load_filters(state_dir):
+    """Every filter the host knows: built-ins overlaid by the defined ones."""
+    filters = builtin_filters()
+    filters.update(load_defined(state_dir))
+    return filters
+
+
+# --------------------------------------------------------------------------
+# References, cycles, users
+
+def references(nwfilter):
+    """Names of the filters ``nwfilter`` references directly, in document order, once each."""
+    seen = []
+    for entry in nwfilter.entries:
+        if isinstance(entry, FilterRef) and entry.filter not in seen:
+            seen.append(entry.filter)
+    return tuple(seen)
+
+
+def find_cycle(nwfilter, filters):
+    """If defining ``nwfilter`` would make its reference tree (through ``filters``,
+    with ``nwfilter`` replacing any filter of its name) reach its own name, return
+    the cycle as a list of names ``[F, ..., F]``; otherwise None."""
+    known = dict(filters)
+    known[nwfilter.name] = nwfilter
+    target = nwfilter.name
+    visited = set()
+
+    def walk(name, path):
+        for child in references(known[name]):
+            if child == target:
+                return path + [child]
+            if child in visited or child not in known:
+                continue  # undefined references are allowed at definition time
+            visited.add(child)
+            found = walk(child, path + [child])
+            if found:
+                return found
+        return None
+
+    return walk(target, [target])
+
+
+def check_no_cycle(nwfilter, filters):
+    cycle = find_cycle(nwfilter, filters)
+    if cycle:
+        raise FilterError('filter would introduce a reference loop: %s' % ' -> '.join(cycle),
+                          filter_name=nwfilter.name)
+
+
+def reference_closure(name, filters):
+    """Every filter name reachable from ``name`` (itself included), known or not."""
+    reached = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in reached:
+            continue
+        reached.add(current)
+        if current in filters:
+            pending.extend(references(filters[current]))
+    return reached
+
+
+def referencing_filters(name, filters):
+    """Names of the filters that reference ``name`` directly, sorted."""
+    return tuple(sorted(other for other, f in filters.items() if other != name and name in references(f)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Users:
+    filters: tuple = ()  # names of filters that reference the filter directly
+    bindings: tuple = ()  # interfaces (portdev) whose binding's filter tree contains it
+
+    def __bool__(self):
+        return bool(self.filters or self.bindings)
+
+    def describe(self):
+        parts = []
+        if self.filters:
+            parts.append('filters %s' % ', '.join("'%s'" % n for n in self.filters))
+        if self.bindings:
+            parts.append('bindings of interfaces %s' % ', '.join("'%s'" % n for n in self.bindings))
+        return ' and '.join(parts)
+
+
+BINDINGS_SUBDIR = 'bindings'
+
+
+def stored_bindings(state_dir):
+    """``(interface, filter name)`` of every binding stored in ``state_dir``.
+
+    Bindings belong to binding_store (the guest_nic_filter module); we only need
+    which interface uses which top-level filter.  We ask, in this order:
+    ``binding_store.binding_filters(state_dir)`` (pairs), then
+    ``binding_store.load_bindings(state_dir)`` (objects with ``portdev`` or
+    ``interface`` and ``filter``); without a binding store we read libvirt
+    ``<filterbinding>`` documents in ``state_dir/bindings/*.xml``.
+    """
+    try:
+        from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+    except ImportError:
+        binding_store = None
+    if binding_store is not None and hasattr(binding_store, 'binding_filters'):
+        return tuple((str(i), str(f)) for i, f in binding_store.binding_filters(state_dir))
+    if binding_store is not None and hasattr(binding_store, 'load_bindings'):
+        loaded = binding_store.load_bindings(state_dir)
+        items = loaded.values() if isinstance(loaded, dict) else loaded
+        return tuple((getattr(b, 'portdev', None) or getattr(b, 'interface'), b.filter) for b in items)
+    return _bindings_from_xml(os.path.join(state_dir, BINDINGS_SUBDIR))
+
+
+def _bindings_from_xml(directory):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return ()
+        raise StoreError('cannot list %s: %s' % (directory, exc))
+    found = []
+    for entry in entries:
+        if entry.endswith(SUFFIX) and not entry.startswith('.'):
+            path = os.path.join(directory, entry)
+            try:
+                with open(path, encoding='utf-8') as handle:
+                    binding = parse_binding(handle.read(), source=path, strict=False)
+            except OSError as exc:
+                raise StoreError('cannot read stored binding %s: %s' % (path, exc))
+            found.append((binding.portdev, binding.filter))
+    return tuple(found)
+
+
+def bindings_using(name, filters, bindings):
+    """Interfaces among ``bindings`` ((interface, filter)) whose tree contains ``name``."""
+    return tuple(sorted(interface for interface, top in bindings if name in reference_closure(top, filters)))
+
+
+def users_of(name, state_dir, filters=None, bindings=None):
+    """Who uses filter ``name``: filters referencing it and bindings whose tree contains it."""
+    if filters is None:
+        filters = load_filters(state_dir)
+    if bindings is None:
+        bindings = stored_bindings(state_dir)
+    return Users(filters=referencing_filters(name, filters), bindings=bindings_using(name, filters, bindings))
+
+
+# --------------------------------------------------------------------------
+# Writing
+
+def atomic_write(path, text, mode=0o600):
+    """Write ``text`` to ``path`` atomically: temp file in the same directory,
+    fsync, rename over the target, fsync the directory."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_filter(state_dir, nwfilter):
+    """Store ``nwfilter`` (which must have a UUID) as canonical XML; return the text written."""
+    if not nwfilter.uuid:
+        raise StoreError('refusing to store a filter without UUID', filter_name=nwfilter.name)
+    text = format_filter(nwfilter)
+    atomic_write(filter_path(state_dir, nwfilter.name), text)
+    return text
+
+
+def remove_filter(state_dir, name):
+    """Delete the stored definition of ``name``; return whether there was one."""
+    path = filter_path(state_dir, name)
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise StoreError('cannot remove %s: %s' % (path, exc), filter_name=name)
+    _fsync_dir(os.path.dirname(path))
+    return True
