@@ -170,7 +170,7 @@ class Generator:
         return ':'.join('%02x' % o for o in octets)
 
     def macmask(self):
-        ones = self.rng.choice((48, 40, 24, 8, 0, 47, 16))
+        ones = self.rng.choice((48, 40, 24, 8, 1, 47, 16))  # all-zero masks: the kernel refuses them
         value = ((1 << 48) - 1) ^ ((1 << (48 - ones)) - 1)
         return ':'.join('%02x' % ((value >> s) & 0xff) for s in range(40, -1, -8))
 
@@ -283,7 +283,7 @@ class Generator:
         return '$%s' % name if iterator == 0 else '$%s[@%d]' % (name, iterator)
 
     # ------------------------------------------------------------ rules
-    def protocol_element(self, proto, attrs, direction, negate, iterators, child, force=None):
+    def protocol_element(self, proto, attrs, direction, iterators, child, force=None):
         v6 = proto.endswith('-ipv6') or proto in ('ipv6', 'icmpv6')
         chosen = {}
         for name, value in (force or {}).items():
@@ -352,7 +352,7 @@ class Generator:
         # ports with a negated protocol are refused by the kernel: keep ip/ipv6 plain then
         if proto in ('ip', 'ipv6'):
             negated = negated and self.chance(0.3)
-        first = self.protocol_element(proto, spec, direction, negated, iterators, child)
+        first = self.protocol_element(proto, spec, direction, iterators, child)
         if negated and proto in ('ip', 'ipv6') and 'protocol' in first:
             negated = False
         sub = ET.SubElement(element, proto, first)
@@ -362,7 +362,7 @@ class Generator:
             sub.set('match', 'yes')
         if proto not in ('ip', 'ipv6') and self.chance(0.12):
             # a second element of the same protocol: attributes accumulate
-            second = self.protocol_element(proto, spec, direction, False, iterators, child)
+            second = self.protocol_element(proto, spec, direction, iterators, child)
             second.pop('protocol', None)
             if proto == 'stp' and direction == 'inout':
                 second.pop('srcmacaddr', None)

@@ -1,0 +1,41 @@
+# -*- coding: utf-8 -*-
+"""(c) Opt-in randomised differential suite.
+
+HNF_RANDOM_DIFF=N runs N generated cases (generator.py) against libvirt;
+HNF_RANDOM_SEED=S repeats a run (the seed is always printed);
+HNF_RANDOM_BATCH=B bindings per oracle call (default 20);
+HNF_RANDOM_SHRINK=1 minimises mismatching cases (one oracle call per try);
+HNF_RANDOM_REPORT=PATH also writes the report there.
+Every case must give the same rules as libvirt, or be refused by both.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+import random_suite
+
+COUNT = int(os.environ.get('HNF_RANDOM_DIFF') or 0)
+
+
+@pytest.mark.libvirt_oracle
+@pytest.mark.skipif(COUNT <= 0, reason='randomised differential suite is opt-in: set HNF_RANDOM_DIFF=N')
+def test_random_filters_match_libvirt(libvirt_oracle):
+    seed = os.environ.get('HNF_RANDOM_SEED')
+    seed = int(seed) if seed else int.from_bytes(os.urandom(4), 'big')
+    sys.stderr.write('\nHNF_RANDOM_SEED=%d\n' % seed)
+    outcomes, shared = random_suite.run(
+        libvirt_oracle, COUNT, seed, batch=int(os.environ.get('HNF_RANDOM_BATCH') or 20),
+        do_shrink=os.environ.get('HNF_RANDOM_SHRINK') == '1',
+        log=lambda msg: sys.stderr.write(msg + '\n'))
+    bad = [o for o in outcomes if o.status not in ('identical', 'both-rejected')]
+    report = ''.join(random_suite.format_outcome(o) for o in bad)
+    report += ''.join('=== lines no NIC owns differ\n' + d for d in shared)
+    if os.environ.get('HNF_RANDOM_REPORT'):
+        with open(os.environ['HNF_RANDOM_REPORT'], 'w') as handle:
+            handle.write(report)
+    assert any(o.status == 'identical' for o in outcomes), 'no case compiled on both sides'
+    assert not report, 'seed %d: %d of %d cases differ from libvirt\n%s' % (seed, len(bad), COUNT, report)
