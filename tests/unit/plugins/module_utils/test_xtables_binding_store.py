@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+"""binding_store: interface name checks, atomic persistence, stored order, host sync."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
+from ansible_collections.hypervisor.netfilter.tests.unit.plugins.module_utils.test_xtables_apply import make_engine
+
+
+@pytest.mark.parametrize('name', ['vnet0', 'tap-1.2', 'a@b', 'x' * 15, 'macvtap_9'])
+def test_valid_interface_names(name):
+    assert binding_store.validate_interface(name) == name
+
+
+@pytest.mark.parametrize('name, message', [
+    ('', 'non-empty'),
+    ('x' * 16, '16 characters; Linux allows at most 15'),
+    ('.', 'not a valid interface name'),
+    ('..', 'not a valid interface name'),
+    ('eth+', 'trailing'),
+    ('a/b', "'/'"),
+    ('a b', "' '"),
+    ('a:1', "':'"),
+    ('v;rm', "';'"),
+    ('$(x)', "'$'"),
+    ('-i', "must not start with '-'"),
+    (None, 'non-empty string'),
+])
+def test_hostile_interface_names(name, message):
+    with pytest.raises(BindingError) as info:
+        binding_store.validate_interface(name)
+    assert message in str(info.value)
+
+
+def test_make_binding_normalises_and_checks():
+    binding = binding_store.make_binding('vnet0', '52:54:00:AA:bb:01', 'clean-traffic', {'IP': ['10.0.0.1', '10.0.0.2']})
+    assert binding.mac == '52:54:00:aa:bb:01'
+    assert binding.parameters == (('IP', ('10.0.0.1', '10.0.0.2')),)
+    assert binding.parameters_dict() == {'IP': ['10.0.0.1', '10.0.0.2']}
+    with pytest.raises(BindingError, match='not a MAC address'):
+        binding_store.make_binding('vnet0', '52:54:00', 'f')
+    with pytest.raises(BindingError, match='not a valid parameter name'):
+        binding_store.make_binding('vnet0', '52:54:00:aa:bb:01', 'f', {'bad-name': 'x'})
+    with pytest.raises(BindingError, match='empty list'):
+        binding_store.make_binding('vnet0', '52:54:00:aa:bb:01', 'f', {'IP': []})
+
+
+def test_store_roundtrip_order_and_atomic_files(tmp_path):
+    state = str(tmp_path)
+    for seq, name in enumerate(['vnet5', 'vnet1', 'vnet3'], 1):
+        binding_store.save_binding(state, binding_store.make_binding(name, '52:54:00:00:00:0%d' % seq, 'f', seq=seq))
+    loaded = binding_store.load_bindings(state)
+    assert [b.interface for b in loaded] == ['vnet5', 'vnet1', 'vnet3']
+    assert binding_store.binding_filters(state) == (('vnet5', 'f'), ('vnet1', 'f'), ('vnet3', 'f'))
+    files = sorted(os.listdir(os.path.join(state, 'bindings')))
+    assert files == ['vnet1.json', 'vnet3.json', 'vnet5.json']  # no temporary files left
+    assert json.loads(open(os.path.join(state, 'bindings', 'vnet1.json')).read())['seq'] == 2
+    assert binding_store.remove_binding(state, 'vnet1') is True
+    assert binding_store.remove_binding(state, 'vnet1') is False
+
+
+def test_damaged_store_is_reported(tmp_path):
+    directory = tmp_path / 'bindings'
+    directory.mkdir()
+    (directory / 'vnet0.json').write_text('{"version": 1, "interface": "vnet9", "mac": "52:54:00:00:00:01", '
+                                          '"filter": "f", "parameters": [], "seq": 1}')
+    with pytest.raises(BindingError, match='holds interface vnet9'):
+        binding_store.load_bindings(str(tmp_path))
+    (directory / 'vnet0.json').write_text('not json')
+    with pytest.raises(BindingError, match='is damaged'):
+        binding_store.load_bindings(str(tmp_path))
+
+
+def _filters():
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import builtin_filters
+    return builtin_filters()
+
+
+def test_sync_host_bind_rebind_exclusive_absent(tmp_path):
+    engine, kernels = make_engine(tmp_path)
+    state = str(tmp_path)
+    filters = _filters()
+    exists = lambda name: name != 'gone0'  # noqa: E731
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+    b1 = binding_store.make_binding('vnet1', '52:54:00:00:00:02', 'clean-traffic', {'IP': '10.0.0.2'})
+    gone = binding_store.make_binding('gone0', '52:54:00:00:00:03', 'clean-traffic', {'IP': '10.0.0.3'})
+
+    check = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], check_mode=True, filters=filters,
+                                    interface_exists_fn=exists)
+    assert check.changed and check.kernel_changed and check.sync.writes == ()
+    assert binding_store.load_bindings(state) == () and kernels['ebtables'].tables == {}
+
+    first = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], filters=filters, interface_exists_fn=exists)
+    assert first.added == ('vnet0', 'vnet1', 'gone0') and first.skipped == ('gone0',)
+    assert 'gone0 does not exist' in first.warnings[0]
+    assert set(first.interfaces_changed) == {'vnet0', 'vnet1'}
+    nat = kernels['ebtables'].tables['nat']
+    assert 'libvirt-I-vnet0' in nat and 'libvirt-I-gone0' not in nat
+
+    again = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], filters=filters, interface_exists_fn=exists)
+    assert not again.changed and again.sync.writes == ()
+
+    b1_new = binding_store.make_binding('vnet1', '52:54:00:00:00:02', 'clean-traffic', {'IP': '10.0.0.9'})
+    rebind = binding_store.sync_host(state, engine, upserts=[b1_new], filters=filters, interface_exists_fn=exists)
+    assert rebind.updated == ('vnet1',) and rebind.interfaces_changed == ('vnet1',)
+    assert [b.interface for b in rebind.bindings] == ['vnet0', 'vnet1', 'gone0']  # place kept
+
+    only0 = binding_store.sync_host(state, engine, upserts=[b0], exclusive=True, filters=filters,
+                                    interface_exists_fn=exists)
+    assert only0.removed == ('gone0', 'vnet1')
+    assert 'libvirt-I-vnet1' not in kernels['ebtables'].tables['nat']
+    assert [b.interface for b in binding_store.load_bindings(state)] == ['vnet0']
+
+    gone_all = binding_store.sync_host(state, engine, removals=['vnet0'], filters=filters, interface_exists_fn=exists)
+    assert gone_all.removed == ('vnet0',)
+    assert kernels['ebtables'].tables['nat'] == {'PREROUTING': [], 'OUTPUT': [], 'POSTROUTING': []}
+    assert binding_store.load_bindings(state) == ()
+
+
+def test_sync_host_failed_apply_keeps_store(tmp_path):
+    engine, kernels = make_engine(tmp_path)
+    kernels['ebtables'].reject = 'vnet0'
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandError
+    with pytest.raises(CommandError):
+        binding_store.sync_host(str(tmp_path), engine, upserts=[b0], filters=_filters(),
+                                interface_exists_fn=lambda n: True)
+    assert binding_store.load_bindings(str(tmp_path)) == ()
+
+
+def test_sync_host_rejects_contradictions(tmp_path):
+    engine, _kernels = make_engine(tmp_path)
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+    with pytest.raises(BindingError, match='listed twice'):
+        binding_store.sync_host(str(tmp_path), engine, upserts=[b0, b0], filters=_filters())
+    with pytest.raises(BindingError, match='both bound and unbound'):
+        binding_store.sync_host(str(tmp_path), engine, upserts=[b0], removals=['vnet0'], filters=_filters())
+    assert engine.runner.calls == []
+
+
+def test_rebuild_filter_users(tmp_path):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+    engine, kernels = make_engine(tmp_path)
+    filters = _filters()
+    exists = lambda name: True  # noqa: E731
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+    b1 = binding_store.make_binding('vnet1', '52:54:00:00:00:02', 'no-mac-spoofing')
+    b2 = binding_store.make_binding('vnet2', '52:54:00:00:00:03', 'allow-arp')
+    binding_store.sync_host(str(tmp_path), engine, upserts=[b0, b1, b2], filters=filters, interface_exists_fn=exists)
+    # Redefine no-mac-spoofing (used by clean-traffic through a filterref, and directly by vnet1).
+    filters = dict(filters)
+    filters['no-mac-spoofing'] = parse_filter(
+        "<filter name='no-mac-spoofing' chain='mac' priority='-800'>"
+        "<rule action='drop' direction='out' priority='500'><mac match='no' srcmacaddr='$MAC'/></rule>"
+        "</filter>")
+    rebuilt, result = binding_store.rebuild_filter_users(str(tmp_path), 'no-mac-spoofing', engine, filters=filters,
+                                                         interface_exists_fn=exists)
+    assert rebuilt == ('vnet0', 'vnet1')
+    assert result.kernel_changed and set(result.interfaces_changed) == {'vnet0', 'vnet1'}
+    assert 'vnet2' not in result.sync.plan.family('eb').restore_text
