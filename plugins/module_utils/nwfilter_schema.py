@@ -702,3 +702,41 @@ def validate_filter_tree(tree, source='<filter>'):
 def validate_binding_tree(tree, source='<filterbinding>'):
     """Validate a parsed ``<filterbinding>`` document against the strict schema."""
     _validate(tree, source, 'binding')
+
+
+def ignored_items(root):
+    """What libvirt (and our libvirt-compatible mode) silently ignores in a
+    ``<filter>`` element: unknown elements, unknown attributes, and elements of a
+    second protocol inside a rule.  Returns human-readable descriptions, in
+    document order, for warnings."""
+    if not HAS_LXML:
+        return []
+    found = []
+
+    def visit(element):
+        for child in element:
+            if not isinstance(child.tag, str):
+                continue
+            if child.tag not in _allowed_children(element):
+                found.append('element <%s> (line %s) inside <%s>' % (child.tag, child.sourceline, element.tag))
+                continue
+            if element.tag == 'rule':
+                first = next(c.tag for c in element if isinstance(c.tag, str) and c.tag in PROTOCOL_ELEMENTS)
+                if child.tag != first:
+                    found.append('element <%s> (line %s) in a rule whose protocol is <%s>'
+                                 % (child.tag, child.sourceline, first))
+                    continue
+            check_attributes(child)
+            visit(child)
+
+    def check_attributes(element):
+        allowed = element_attributes(element.tag, 'filter')
+        for attribute in element.attrib:
+            if attribute not in allowed:
+                found.append("attribute %s='%s' of <%s> (line %s)"
+                             % (attribute, element.get(attribute), element.tag, element.sourceline))
+
+    if root.tag == 'filter':
+        check_attributes(root)
+        visit(root)
+    return found

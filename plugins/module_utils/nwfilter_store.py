@@ -317,3 +317,93 @@ def remove_filter(state_dir, name):
         raise StoreError('cannot remove %s: %s' % (path, exc), filter_name=name)
     _fsync_dir(os.path.dirname(path))
     return True
+
+
+# --------------------------------------------------------------------------
+# Planning a definition / removal (pure: the nwfilter module writes the result)
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """What defining or removing a filter does.
+
+    ``before``/``after`` are canonical XML ('' when absent); ``filter`` is the
+    filter as it will be stored (with its UUID) or None for a removal;
+    ``write`` says whether state_dir changes; ``changed`` whether the filter
+    the host knows under ``name`` changes (both differ for a built-in: defining
+    it with its built-in text writes nothing; removing an override changes it).
+    """
+
+    name: str
+    before: str
+    after: str
+    filter: object = None
+    write: bool = False
+    remove: bool = False
+    notes: tuple = ()
+
+    @property
+    def changed(self):
+        return self.before != self.after
+
+
+def plan_define(nwfilter, filters, defined, new_uuid):
+    """Plan storing ``nwfilter`` given every known filter (``filters``) and the
+    defined ones (``defined``); ``new_uuid`` is used when neither the document
+    nor an existing filter of that name has one.  Raises FilterError."""
+    name = validate_filter_name(nwfilter.name)
+    existing = filters.get(name)
+    if nwfilter.uuid is None:
+        nwfilter = nwfilter.with_uuid(existing.uuid if existing is not None and existing.uuid else new_uuid)
+    elif name in defined and defined[name].uuid and defined[name].uuid != nwfilter.uuid:
+        # libvirt refuses this too ("filter 'X' already exists with uuid Y")
+        raise FilterError('filter already exists with uuid %s; remove it first or omit <uuid>' % defined[name].uuid,
+                          filter_name=name, attribute='uuid', value=nwfilter.uuid)
+    for other_name, other in sorted(filters.items()):
+        if other_name != name and other.uuid == nwfilter.uuid:
+            raise FilterError("uuid is already used by filter '%s'" % other_name, filter_name=name,
+                              attribute='uuid', value=nwfilter.uuid)
+    check_no_cycle(nwfilter, filters)
+    before = format_filter(existing) if existing is not None else ''
+    after = format_filter(nwfilter)
+    if name in defined:
+        write = format_filter(defined[name]) != after
+    else:
+        write = before != after  # a built-in defined with its own text needs no file
+    return Change(name=name, before=before, after=after, filter=nwfilter, write=write)
+
+
+def plan_undefine(name, filters, defined, bindings):
+    """Plan removing the definition of ``name``; refuse while it is used.
+
+    ``bindings`` is a sequence of (interface, top-level filter name).
+    Removing a redefined built-in falls back to the built-in definition; a
+    built-in cannot be removed.  Raises FilterError when the filter is in use.
+    """
+    validate_filter_name(name)
+    if name not in defined:
+        notes = ("'%s' is a built-in filter; its built-in definition stays" % name,) if is_builtin(name) else ()
+        return Change(name=name, before='', after='', notes=notes) if not is_builtin(name) else \
+            Change(name=name, before=format_filter(filters[name]), after=format_filter(filters[name]), notes=notes)
+    before = format_filter(defined[name])
+    if is_builtin(name):
+        builtin = builtin_filters()[name]
+        return Change(name=name, before=before, after=format_filter(builtin), remove=True, write=True,
+                      notes=("'%s' falls back to its built-in definition" % name,))
+    remaining = dict(filters)
+    del remaining[name]
+    users = Users(filters=referencing_filters(name, remaining), bindings=bindings_using(name, filters, bindings))
+    if users:
+        raise FilterError('cannot remove the filter while it is used by %s' % users.describe(), filter_name=name)
+    return Change(name=name, before=before, after='', remove=True, write=True)
+
+
+def affected_bindings(name, filters, bindings):
+    """Interfaces whose binding must be rebuilt when filter ``name`` changes."""
+    return bindings_using(name, filters, bindings)
+
+
+def describe_filter(nwfilter, defined_names):
+    """The ``gathered`` entry of one filter (virsh nwfilter-list + nwfilter-dumpxml)."""
+    return dict(name=nwfilter.name, uuid=nwfilter.uuid, chain=nwfilter.chain, priority=nwfilter.priority,
+                builtin=is_builtin(nwfilter.name), defined=nwfilter.name in defined_names,
+                xml=format_filter(nwfilter))
