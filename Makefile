@@ -7,8 +7,10 @@
 #   make sanity        ansible-test sanity (all tests, no ignore file)
 #   make units         ansible-test units (tests/unit)
 #   make conformance   pytest tests/conformance (libvirt's test vectors)
+#   make corpus        pytest tests/corpus (other projects' nwfilter test cases)
 #   make kernel        pytest kernel tests (tests/lib, tests/kernel): root, namespaces
 #   make differential  pytest tests/differential (against a real libvirt in a namespace)
+#   make other         pytest on tests/<dir> that no suite above claims
 #   make integration   ansible-test integration targets inside a throwaway hypervisor
 #   make lint          ansible-lint --profile production on roles/ and examples/
 #   make build         ansible-galaxy collection build (into a temp dir)
@@ -18,7 +20,7 @@
 # Pass pytest options with HNF_PYTEST_ARGS='-x -k name', ansible-test sanity
 # options with HNF_SANITY_ARGS='--test pep8'.
 
-SUITES := sanity units conformance kernel differential integration lint build
+SUITES := sanity units conformance corpus kernel differential other integration lint build
 
 .PHONY: test demo bootstrap clean $(SUITES)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run test suites of the collection; `make test` runs them all.
 #
-#   scripts/test.sh [SUITE...]      SUITE: sanity units conformance kernel differential
-#                                   integration lint build (default: all of them)
+#   scripts/test.sh [SUITE...]      SUITE: sanity units conformance corpus kernel
+#                                   differential other integration lint build
+#                                   (default: all of them, in this order)
 #
 # Every suite runs even when an earlier one failed; the exit status is non-zero
 # if any failed. The last lines are a per-suite table and the pytest totals
@@ -17,7 +18,9 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 2
 results=$repo/tests/output/hnf
-ALL_SUITES=(sanity units conformance kernel differential integration lint build)
+ALL_SUITES=(sanity units conformance corpus kernel differential other integration lint build)
+# tests/ directories a named suite runs; pytest files anywhere else run in 'other'.
+CLAIMED_DIRS=(unit integration output lib kernel conformance corpus differential)
 
 log() { printf '\n=== %s\n' "$*"; }
 
@@ -88,6 +91,27 @@ suite_kernel() {
     run_pytest kernel tests/lib tests/kernel "${extra[@]}"
 }
 
+suite_corpus() {
+    # Test suites of other projects (tp-libvirt, libvirt-tck) run against our engine.
+    run_pytest corpus tests/corpus
+}
+
+suite_other() {
+    # Safety net: pytest files in tests/<dir> that no named suite claims.
+    local dirs=() dir name claimed
+    for dir in tests/*/; do
+        name=$(basename "$dir")
+        claimed=0
+        for c in "${CLAIMED_DIRS[@]}"; do [ "$name" = "$c" ] && claimed=1; done
+        [ $claimed = 0 ] && find "$dir" -name 'test_*.py' | grep -q . && dirs+=("${dir%/}")
+    done
+    if [ ${#dirs[@]} -eq 0 ]; then
+        echo "other: every tests/ directory belongs to a named suite"
+        return 0
+    fi
+    run_pytest other "${dirs[@]}"
+}
+
 suite_differential() {
     # Our rules against a real libvirt 9.0 (../shared/tools/libvirt-oracle); the
     # tests skip with the reason when the oracle or libvirt is unavailable.
@@ -116,15 +140,20 @@ suite_lint() {
         echo "lint: no roles/ or examples/ playbooks yet: nothing to lint"
         return 0
     fi
-    # --offline: no galaxy downloads; the collection itself comes from the checkout.
-    ansible-lint --offline --profile production "${targets[@]}"
+    # --offline: no galaxy downloads; the collection comes from this checkout
+    # through a collections dir of its own.
+    mkdir -p "$results/collections/ansible_collections/hypervisor"
+    ln -sfn "$repo" "$results/collections/ansible_collections/hypervisor/netfilter"
+    ANSIBLE_COLLECTIONS_PATH=$results/collections ansible-lint --offline --profile production "${targets[@]}"
 }
 
 suite_build() {
-    local out
+    # Built from the copy of tracked files, as a release would be.
+    local out copy rc
+    copy=$(collection_copy) || return 1
     out=$(mktemp -d)
-    ansible-galaxy collection build --output-path "$out" "$repo" && ls "$out"
-    local rc=$?
+    ansible-galaxy collection build --output-path "$out" "$copy" && ls -l "$out"
+    rc=$?
     rm -rf "$out"
     return $rc
 }
