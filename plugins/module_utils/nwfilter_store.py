@@ -205,51 +205,12 @@ class Users:
         return ' and '.join(parts)
 
 
-BINDINGS_SUBDIR = 'bindings'
-
-
 def stored_bindings(state_dir):
-    """``(interface, filter name)`` of every binding stored in ``state_dir``.
-
-    Bindings belong to binding_store (the guest_nic_filter module); we only need
-    which interface uses which top-level filter.  We ask, in this order:
-    ``binding_store.binding_filters(state_dir)`` (pairs), then
-    ``binding_store.load_bindings(state_dir)`` (objects with ``portdev`` or
-    ``interface`` and ``filter``); without a binding store we read libvirt
-    ``<filterbinding>`` documents in ``state_dir/bindings/*.xml``.
-    """
-    try:
-        from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-    except ImportError:
-        binding_store = None
-    if binding_store is not None and hasattr(binding_store, 'binding_filters'):
-        return tuple((str(i), str(f)) for i, f in binding_store.binding_filters(state_dir))
-    if binding_store is not None and hasattr(binding_store, 'load_bindings'):
-        loaded = binding_store.load_bindings(state_dir)
-        items = loaded.values() if isinstance(loaded, dict) else loaded
-        return tuple((getattr(b, 'portdev', None) or getattr(b, 'interface'), b.filter) for b in items)
-    return _bindings_from_xml(os.path.join(state_dir, BINDINGS_SUBDIR))
-
-
-def _bindings_from_xml(directory):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return ()
-        raise StoreError('cannot list %s: %s' % (directory, exc))
-    found = []
-    for entry in entries:
-        if entry.endswith(SUFFIX) and not entry.startswith('.'):
-            path = os.path.join(directory, entry)
-            try:
-                with open(path, encoding='utf-8') as handle:
-                    binding = parse_binding(handle.read(), source=path, strict=False)
-            except OSError as exc:
-                raise StoreError('cannot read stored binding %s: %s' % (path, exc))
-            found.append((binding.portdev, binding.filter))
-    return tuple(found)
+    """``(interface, top-level filter name)`` of every guest NIC binding stored in
+    ``state_dir`` (the bindings belong to binding_store)."""
+    # Imported here: binding_store imports this module for the filter catalog.
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+    return tuple(binding_store.binding_filters(state_dir))
 
 
 def bindings_using(name, filters, bindings):

@@ -75,7 +75,28 @@ options:
         a warning. Illegal values of known attributes are errors in both modes.
     type: bool
     default: true
+  backend:
+    description:
+      - iptables/ip6tables backend used when bindings are rebuilt. V(auto) follows where the host's
+        C(iptables) command points (C(iptables-nft) or C(iptables-legacy)).
+    type: str
+    choices: [auto, nft, legacy]
+    default: auto
+  ebtables_backend:
+    description:
+      - ebtables backend used when bindings are rebuilt. V(auto) follows the host's C(ebtables)
+        command.
+    type: str
+    choices: [auto, nft, legacy]
+    default: auto
+  lock_timeout:
+    description:
+      - Seconds to wait for another run holding the O(state_dir) lock.
+    type: int
+    default: 60
 notes:
+  - When a rebuild of the bindings fails, the previous definition of the filter is restored and the
+    task fails with the tool's message.
   - Check mode and diff mode are fully supported; in check mode nothing is written and no lock file
     is created.
   - Requires the C(lxml) Python library on the managed host.
@@ -210,6 +231,9 @@ def argument_spec():
         state=dict(type='str', choices=['present', 'absent', 'gathered'], default='present'),
         state_dir=dict(type='path', default=store.DEFAULT_STATE_DIR),
         strict=dict(type='bool', default=True),
+        backend=dict(type='str', choices=['auto', 'nft', 'legacy'], default='auto'),
+        ebtables_backend=dict(type='str', choices=['auto', 'nft', 'legacy'], default='auto'),
+        lock_timeout=dict(type='int', default=60),
     )
 
 
@@ -225,24 +249,58 @@ def read_document(params):
         raise NetfilterError('cannot read src %s: %s' % (path, exc))
 
 
-def rebuild_bindings(state_dir, interfaces, check_mode):
-    """Re-apply the stored bindings of ``interfaces`` after a filter change.
+def rebuild_bindings(module, name, filters):
+    """Re-apply the stored bindings after filter ``name`` changed; ``filters``
+    holds every filter as it is after the change.  Returns the interfaces
+    whose filter tree contains ``name`` (rebuilt, or to rebuild in check mode)."""
+    # Imported here: only a change that affects bindings needs the xtables engine.
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+        NWFILTER_OWNERSHIP, XtablesEngine)
+    params = module.params
+    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['backend'], ebtables_backend=params['ebtables_backend'],
+                           state_dir=params['state_dir'], lock_timeout=params['lock_timeout'])
+    rebuilt, result = binding_store.rebuild_filter_users(
+        params['state_dir'], name, engine, filters=filters, check_mode=module.check_mode,
+        lock_timeout=params['lock_timeout'])
+    for warning in result.warnings:
+        module.warn(warning)
+    return list(rebuilt)
 
-    The guest NIC binding store owns the rules; it offers
-    ``binding_store.rebuild(state_dir, interfaces, check_mode)``. Returns the
-    interfaces rebuilt (or that would be rebuilt in check mode).
-    """
-    if not interfaces:
+
+def _restore(state_dir, name, previous):
+    """Put back the stored definition of ``name`` as it was (None: there was none)."""
+    if previous is None:
+        store.remove_filter(state_dir, name)
+    else:
+        store.save_filter(state_dir, previous)
+
+
+def _write(module, change):
+    if change.write and not module.check_mode:
+        if change.remove:
+            store.remove_filter(module.params['state_dir'], change.name)
+        else:
+            store.save_filter(module.params['state_dir'], change.filter)
+
+
+def rebuild_or_restore(module, change, filters, defined, bindings):
+    """Rebuild the bindings ``change`` affects; if that fails, restore the
+    previous definition of the filter and re-raise."""
+    if not change.changed or not store.affected_bindings(change.name, filters, bindings):
         return []
     try:
-        from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-    except ImportError:
-        return []
-    rebuild = getattr(binding_store, 'rebuild', None)
-    if rebuild is None:
-        return []
-    rebuild(state_dir, tuple(interfaces), check_mode=check_mode)
-    return list(interfaces)
+        return rebuild_bindings(module, change.name, filters)
+    except NetfilterError:
+        if change.write and not module.check_mode:
+            with state_lock(module.params['state_dir'], module.params['lock_timeout']):
+                _restore(module.params['state_dir'], change.name, defined.get(change.name))
+        raise
+
+
+def _lock(module):
+    check = module.check_mode
+    return state_lock(module.params['state_dir'], module.params['lock_timeout'], exclusive=not check, create=not check)
 
 
 def define(module, params):
@@ -258,20 +316,17 @@ def define(module, params):
         raise NetfilterError("name '%s' differs from the document's filter name '%s'" % (params['name'], nwfilter.name))
     store.validate_filter_name(nwfilter.name)
     state_dir = params['state_dir']
-    with state_lock(state_dir, exclusive=not module.check_mode, create=not module.check_mode):
+    with _lock(module):
         filters = store.load_filters(state_dir)
         defined = store.load_defined(state_dir)
+        bindings = store.stored_bindings(state_dir)
         change = store.plan_define(nwfilter, filters, defined, str(uuid.uuid4()))
-        affected = []
-        if change.changed:
-            after = dict(filters)
-            after[change.name] = change.filter
-            affected = store.affected_bindings(change.name, after, store.stored_bindings(state_dir))
-        if change.write and not module.check_mode:
-            store.save_filter(state_dir, change.filter)
-    # outside our lock: applying bindings takes it itself
-    rebuilt = rebuild_bindings(state_dir, affected, module.check_mode)
-    defined_names = set(defined) | ({change.name} if change.write else set())
+        _write(module, change)
+    after = dict(filters)
+    after[change.name] = change.filter
+    # outside our lock: the binding store takes it itself
+    rebuilt = rebuild_or_restore(module, change, after, defined, bindings)
+    defined_names = set(defined) | ({change.name} if change.write or change.name in defined else set())
     result = dict(changed=change.changed or change.write, filter=store.describe_filter(change.filter, defined_names),
                   rebuilt=rebuilt, ignored=ignored)
     return change, result
@@ -280,15 +335,19 @@ def define(module, params):
 def undefine(module, params):
     name = params['name']
     state_dir = params['state_dir']
-    with state_lock(state_dir, exclusive=not module.check_mode, create=not module.check_mode):
+    with _lock(module):
         filters = store.load_filters(state_dir)
         defined = store.load_defined(state_dir)
         bindings = store.stored_bindings(state_dir)
         change = store.plan_undefine(name, filters, defined, bindings)
-        affected = store.affected_bindings(name, filters, bindings) if change.changed else []
-        if change.remove and not module.check_mode:
-            store.remove_filter(state_dir, name)
-    rebuilt = rebuild_bindings(state_dir, affected, module.check_mode)
+        _write(module, change)
+    after = dict(filters)
+    if change.remove:
+        if store.is_builtin(name):
+            after[name] = store.builtin_filters()[name]
+        else:
+            del after[name]
+    rebuilt = rebuild_or_restore(module, change, after, defined, bindings)
     for note in change.notes:
         module.warn(note)
     result = dict(changed=change.write, rebuilt=rebuilt)

@@ -131,15 +131,13 @@ def test_users_of_filters_and_bindings(tmp_path):
     assert not store.users_of('allow-ipv6', str(tmp_path), filters, bindings)
 
 
-def test_bindings_read_from_filterbinding_documents(tmp_path):
-    directory = tmp_path / 'bindings'
-    directory.mkdir()
-    (directory / 'vnet3.xml').write_text(
-        "<filterbinding><owner><name>vm</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>"
-        "<portdev name='vnet3'/><mac address='52:54:00:00:00:01'/><filterref filter='clean-traffic'/>"
-        "</filterbinding>")
-    assert store._bindings_from_xml(str(directory)) == (('vnet3', 'clean-traffic'),)
-    assert store._bindings_from_xml(str(tmp_path / 'none')) == ()
+def test_stored_bindings_come_from_the_binding_store(tmp_path):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+    assert store.stored_bindings(str(tmp_path)) == ()
+    binding_store.save_binding(str(tmp_path), binding_store.make_binding('vnet3', '52:54:00:00:00:01', 'clean-traffic'))
+    assert store.stored_bindings(str(tmp_path)) == (('vnet3', 'clean-traffic'),)
+    users = store.users_of('no-mac-spoofing', str(tmp_path))
+    assert users.bindings == ('vnet3',) and users.filters == ('clean-traffic', 'clean-traffic-gateway')
 
 
 def test_reference_closure_tolerates_undefined_filters():

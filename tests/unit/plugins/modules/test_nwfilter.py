@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import types
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_parse
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store, nwfilter_parse, xtables_apply
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_store as store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.modules import nwfilter
 
 UUID = '6f1a8e4c-3d2b-4e5f-9a0b-1c2d3e4f5a6b'
@@ -181,22 +181,60 @@ def test_absent_is_refused_while_used(run, monkeypatch):
     assert run(name='base', state='absent')['changed'] is True
 
 
-def test_changes_rebuild_the_bindings_that_use_the_filter(run, monkeypatch):
+class FakeEngine(object):
+    def __init__(self, ownership, **kwargs):
+        self.ownership = ownership
+        self.kwargs = kwargs
+
+
+@pytest.fixture
+def rebuilds(monkeypatch):
+    """Record binding_store.rebuild_filter_users calls; bindings: vnet0/vnet2 -> top, vnet1 -> allow-arp."""
     calls = []
-    fake = types.ModuleType('binding_store')
-    fake.binding_filters = lambda state_dir: [('vnet0', 'top'), ('vnet1', 'allow-arp'), ('vnet2', 'top')]
-    fake.rebuild = lambda state_dir, interfaces, check_mode: calls.append((interfaces, check_mode))
-    name = 'ansible_collections.hypervisor.netfilter.plugins.module_utils.binding_store'
-    monkeypatch.setitem(sys.modules, name, fake)
-    monkeypatch.setattr(sys.modules['ansible_collections.hypervisor.netfilter.plugins.module_utils'],
-                        'binding_store', fake, raising=False)
-    run(xml="<filter name='top'><filterref filter='base'/></filter>")
-    assert calls == [(('vnet0', 'vnet2'), False)]  # 'base' is not defined yet but top changed
+    monkeypatch.setattr(store, 'stored_bindings',
+                        lambda state_dir: (('vnet0', 'top'), ('vnet1', 'allow-arp'), ('vnet2', 'top')))
+
+    def fake_rebuild(state_dir, filter_name, engine, filters=None, check_mode=False, **kwargs):
+        calls.append(dict(filter=filter_name, check_mode=check_mode, filters=filters, engine=engine))
+        if filter_name == 'explode':
+            raise CommandError('iptables-restore failed: line 3', ['iptables-restore'], 1, 'line 3')
+        users = tuple(i for i, top in (('vnet0', 'top'), ('vnet2', 'top'))
+                      if filter_name in store.reference_closure(top, filters))
+        return users, types.SimpleNamespace(warnings=('interface vnet9 does not exist',))
+
+    monkeypatch.setattr(binding_store, 'rebuild_filter_users', fake_rebuild)
+    monkeypatch.setattr(xtables_apply, 'XtablesEngine', FakeEngine)
+    return calls
+
+
+def test_changes_rebuild_the_bindings_that_use_the_filter(run, rebuilds):
+    result = run(xml="<filter name='top'><filterref filter='base'/></filter>", backend='legacy')
+    assert result['rebuilt'] == ['vnet0', 'vnet2'] and len(rebuilds) == 1
+    call = rebuilds[0]
+    assert call['filter'] == 'top' and call['check_mode'] is False
+    assert call['engine'].kwargs['backend'] == 'legacy' and call['engine'].ownership is xtables_apply.NWFILTER_OWNERSHIP
+    assert 'top' in call['filters'] and len(call['filters']) == 25  # the new definition, with the built-ins
+    assert 'interface vnet9 does not exist' in warnings(result)
     result = run(xml="<filter name='base'><rule action='accept' direction='in'><all/></rule></filter>", check=True)
-    assert result['rebuilt'] == ['vnet0', 'vnet2'] and calls[-1] == (('vnet0', 'vnet2'), True)
-    calls.clear()
-    run(xml="<filter name='top'><filterref filter='base'/></filter>")
-    assert calls == []  # unchanged: nothing to rebuild
+    assert result['rebuilt'] == ['vnet0', 'vnet2'] and rebuilds[-1]['check_mode'] is True
+    assert 'base' in rebuilds[-1]['filters']  # check mode: the planned definition is compiled, not stored
+    del rebuilds[:]
+    assert run(xml="<filter name='top'><filterref filter='base'/></filter>")['changed'] is False
+    assert run(xml="<filter name='lonely'/>")['rebuilt'] == []
+    assert rebuilds == []  # unchanged filters and filters nobody uses rebuild nothing
+
+
+def test_a_failed_rebuild_restores_the_previous_definition(run, rebuilds, monkeypatch):
+    monkeypatch.setattr(store, 'stored_bindings', lambda state_dir: (('vnet5', 'explode'),))
+    first = run(xml="<filter name='explode'><rule action='accept' direction='in'><all/></rule></filter>")
+    assert first['failed'] and 'iptables-restore failed' in first['msg']
+    assert stored(run.state_dir, 'explode') is None  # a new filter is removed again
+    monkeypatch.setattr(store, 'stored_bindings', lambda state_dir: ())
+    run(xml="<filter name='explode'><rule action='accept' direction='in'><all/></rule></filter>")
+    before = stored(run.state_dir, 'explode')
+    monkeypatch.setattr(store, 'stored_bindings', lambda state_dir: (('vnet5', 'explode'),))
+    second = run(xml="<filter name='explode'><rule action='drop' direction='in'><all/></rule></filter>")
+    assert second['failed'] and stored(run.state_dir, 'explode') == before
 
 
 def test_gathered_lists_builtins_and_defined(run):
