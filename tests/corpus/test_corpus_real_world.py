@@ -19,8 +19,10 @@ cbugk homelab set and puppet-cirrax. None of them publishes expected rules, so:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -31,7 +33,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_comp
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
 from ansible_collections.hypervisor.netfilter.tests.corpus.corpus_lib import (
-    builtin_filters, corpus_missing_reason, corpus_path, kernel_skip_reason, load_ruleset, read)
+    REPO, builtin_filters, corpus_missing_reason, corpus_path, kernel_skip_reason, load_ruleset, read)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 
 ENGINE_ERRORS = (FilterError, ResolveError, BindingError)
@@ -325,9 +327,22 @@ def test_scenarios_compile_and_load(capsys):
 # --------------------------------------------------------------------------- live libvirt
 
 
+def _load_oracle_harness():
+    """tests/differential/oracle.py, loaded from its real path: it finds
+    ../shared relative to its own file, which the collection symlink would hide."""
+    path = os.path.join(REPO, 'tests', 'differential', 'oracle.py')
+    spec = importlib.util.spec_from_file_location('hnf_corpus_oracle', path)
+    if spec.name in sys.modules:
+        return sys.modules[spec.name]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope='module')
 def libvirt_oracle():
-    from ansible_collections.hypervisor.netfilter.tests.differential import oracle as harness
+    harness = _load_oracle_harness()
     reason = corpus_missing_reason() or harness.unavailable_reason()
     if reason:
         pytest.skip(reason)
