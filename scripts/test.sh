@@ -12,7 +12,8 @@
 #
 # Environment: HNF_VENV (venv, default .venv), HNF_PYTEST_ARGS (extra pytest
 # arguments for the pytest suites, e.g. "-x" or "-n 2"), HNF_SANITY_ARGS
-# (extra ansible-test sanity arguments, e.g. "--test pep8").
+# (extra ansible-test sanity arguments, e.g. "--test pep8"), HNF_INTEGRATION_ARGS
+# (ansible-test integration targets/options, e.g. "nwfilter -v").
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -122,13 +123,15 @@ suite_integration() {
     # ansible-test integration targets, all run inside one throwaway hypervisor
     # (bridge br0, guests on vnet0/vnet1): see tests/integration/README.md.
     local copy
-    if ! find "$repo/tests/integration/targets" -mindepth 2 -maxdepth 2 -name aliases 2>/dev/null | grep -q .; then
+    if ! find "$repo/tests/integration/targets" -mindepth 2 -maxdepth 2 -name aliases 2>/dev/null |
+        grep -vE '/targets/(setup|prepare)_' | grep -q .; then
         echo "integration: no tests/integration/targets/*/aliases yet: nothing to run"
         return 0
     fi
     copy=$(collection_copy) || return 1
+    # shellcheck disable=SC2086 # HNF_INTEGRATION_ARGS: target names and options
     (cd "$copy" && "$py" "$repo/scripts/throwaway_hypervisor.py" --guests 2 -- \
-        ansible-test integration --local --allow-destructive --python 3.11 --color no)
+        ansible-test integration --local --allow-destructive --python 3.11 --color no ${HNF_INTEGRATION_ARGS:-})
 }
 
 suite_lint() {
