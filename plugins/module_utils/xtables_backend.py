@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,22 +163,6 @@ class CommandRunner:
             raise CommandError('cannot run %s: %s' % (argv[0], exc), argv) from exc
         return proc.returncode, proc.stdout, proc.stderr
 
-    def start(self, argv, data=None, kind='read'):
-        """Start argv in the background; returns a handle for :meth:`finish`."""
-        self.calls.append((kind, tuple(argv)))
-        try:
-            proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, universal_newlines=True)
-        except OSError as exc:
-            raise CommandError('cannot run %s: %s' % (argv[0], exc), argv) from exc
-        return proc, data
-
-    @staticmethod
-    def finish(handle):
-        proc, data = handle
-        out, err = proc.communicate(data)
-        return proc.returncode, out, err
-
     def writes(self):
         return [argv for kind, argv in self.calls if kind == 'write']
 
@@ -192,6 +177,13 @@ if libc.unshare(0x40000000) != 0:
     err = ctypes.get_errno()
     sys.stderr.write("unshare(CLONE_NEWNET) failed: %s\n" % os.strerror(err))
     sys.exit(3)
+for name in spec["ipsets"]:
+    # Rules with -m set need the set to exist (any type, right family) to load.
+    made = subprocess.run([spec["ipset"], "create", name, "hash:ip", "family", spec["ipset_family"]],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if made.returncode != 0:
+        sys.stderr.write("ipset create %s: %s" % (name, made.stderr))
+        sys.exit(6)
 data = sys.stdin.read()
 proc = subprocess.run(spec["restore"], input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                       universal_newlines=True)
@@ -206,23 +198,24 @@ sys.stdout.write(proc.stdout)
 '''
 
 
-def scratch_argv(backend):
-    spec = {'restore': [backend.restore[0], '--noflush'], 'save': list(backend.save)}
+_MATCH_SET = re.compile(r'--match-set\s+"?([^\s"]+)')
+
+
+def scratch_argv(backend, restore_text=''):
+    ipsets = sorted(set(_MATCH_SET.findall(restore_text))) if backend.family != 'eb' else []
+    spec = {'restore': [backend.restore[0], '--noflush'], 'save': list(backend.save),
+            'ipsets': ipsets, 'ipset': find_tool('ipset') or 'ipset',
+            'ipset_family': 'inet6' if backend.family == 'ip6' else 'inet'}
     return [sys.executable, '-c', _SCRATCH_CODE, json.dumps(spec)]
 
 
 def scratch_save(runner, backend, restore_text):
-    """Load ``restore_text`` in a throwaway netns and return its ``*-save`` text."""
-    rc, out, err = runner.run(scratch_argv(backend), restore_text, kind='scratch')
-    return _scratch_result(backend, rc, out, err)
+    """Load ``restore_text`` in a throwaway netns and return its ``*-save`` text.
 
-
-def scratch_start(runner, backend, restore_text):
-    return runner.start(scratch_argv(backend), restore_text, kind='scratch')
-
-
-def scratch_finish(runner, backend, handle):
-    rc, out, err = runner.finish(handle)
+    ipsets the rules name are created empty there first (they only have to
+    exist, with the right family, for the rules to load).
+    """
+    rc, out, err = runner.run(scratch_argv(backend, restore_text), restore_text, kind='scratch')
     return _scratch_result(backend, rc, out, err)
 
 
