@@ -128,9 +128,10 @@ def _check_blocks(ns, blocks, ifname, label):
     return results
 
 
-def run_case(name, filters):
-    """Everything for one case in a fresh namespace; returns a dict of results."""
-    xml = read(os.path.join(XMLIN, name + '.xml'))
+def run_case(name, filters, input_name=None):
+    """Everything for one case in a fresh namespace; returns a dict of results.
+    ``input_name`` loads another case's filter (to prove a wrong ruleset fails)."""
+    xml = read(os.path.join(XMLIN, (input_name or name) + '.xml'))
     first_line = xml.splitlines()[0] if xml else ''
     precondition = _PRECONDITION.match(first_line)
     test_filter, strict_ok = _parse_test_filter(xml, name + '.xml')
@@ -198,6 +199,17 @@ def test_libvirt_tck_fwall(capsys):
     assert not skipped, 'a precondition failed here; the tck would skip these cases'
     assert vm2_ok
     assert len(identical) == len(names)
+
+
+def test_comparison_detects_wrong_rules():
+    """The replay is not vacuous: udp-test's rules checked against tcp-test.fwall
+    must differ, while testvm.fwall.dat (same VM2 rules) still matches."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    result = run_case('tcp-test', _filters_with_testfilter(), input_name='udp-test')
+    assert not all(ok for _c, ok, _d in result['vm1'])
+    assert all(ok for _c, ok, _d in result['vm2'])
 
 
 def test_kernel_ctdir_is_corrected():
