@@ -216,11 +216,22 @@ def _run_locked(request, runner, out):
     if request.check_mode or not out.changed:
         return
 
-    # Apply: bridge first (nft rules need the device), then rules, then the rest.
+    # Apply: bridge first (nft rules need the device), then the firewalld zone
+    # (as libvirt: before any rule), then rules, then the rest.
     removal_plans = [p for p in host_plans if any(a[:3] == ('ip', 'link', 'del') for a in p.commands)]
     for plan in host_plans:
         if plan not in removal_plans:
             network_host.apply_plan(runner, plan)
+    if fw_plan is not None and fw_plan.changed:
+        network_firewalld.apply(fw_plan)
+        if fw_plan.reloads:
+            # A firewalld reload may flush rules that are not firewalld's (this is
+            # why libvirt re-applies its rules on firewalld's Reloaded signal):
+            # plan again against what is live now.
+            if xt_engine is not None:
+                xt_plan = xt_engine.plan(desired_xt if desired_xt.tables else Ruleset())
+            if nft_plan is not None:
+                nft_plan = network_nft_apply.plan(runner, desired_nft, [s.bridge for s in desired_specs_nft])
     if xt_plan is not None and xt_plan.changed:
         xt_engine.apply(xt_plan)
         xt_engine.cache.save()
@@ -232,8 +243,6 @@ def _run_locked(request, runner, out):
         except network_host.HostError as exc:
             out.warnings.append('DHCP checksum tc filter on %s not applied: %s' % (spec.bridge, exc))
     network_host.apply_forwarding(forwarding)
-    if fw_plan is not None and fw_plan.changed:
-        network_firewalld.apply(fw_plan)
     if request.state == 'present':
         network_store.save(request.state_dir, entry)
     elif previous is not None:

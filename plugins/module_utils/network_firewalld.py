@@ -51,35 +51,44 @@ class FirewalldError(NetworkSpecError):
 
 
 def _zone_definition(name):
-    """firewall-cmd argument lists that create our definition of ``name``."""
+    """firewall-cmd argument lists that create our definition of ``name``
+    (firewall-cmd takes one kind of option per call; repeats are fine)."""
     perm = ('--permanent',)
+    services = tuple('--add-service=' + s for s in HOST_SERVICES)
+    protocols = tuple('--add-protocol=' + p for p in HOST_PROTOCOLS)
     if name == LIBVIRT_ZONE:
+        zone = perm + ('--zone=' + name,)
         return (
             perm + ('--new-zone=' + name,),
-            perm + ('--zone=' + name, '--set-target=ACCEPT',
-                    '--set-short=libvirt guests',
-                    '--set-description=Interfaces of libvirt-style virtual networks: all forwarding is '
-                    'allowed (the network rules decide), to the host only DHCP, DNS, TFTP, SSH and ICMP.'),
-            perm + ('--zone=' + name,) + tuple('--add-service=' + s for s in HOST_SERVICES)
-            + tuple('--add-protocol=' + p for p in HOST_PROTOCOLS)
-            + ('--add-rich-rule=rule priority="32767" reject',),
+            zone + ('--set-target=ACCEPT',),
+            zone + ('--set-short=libvirt guests',),
+            zone + ('--set-description=Bridges of libvirt-style virtual networks: forwarding is '
+                    'decided by the network rules; to the host only DHCP, DNS, TFTP, SSH and ICMP.',),
+            zone + services,
+            zone + protocols,
+            zone + ('--add-rich-rule=rule priority="32767" reject',),
         )
     if name == ROUTED_ZONE:
         return (perm + ('--new-zone=' + name,),
                 perm + ('--zone=' + name, '--set-short=libvirt routed guests'))
+    policy = perm + ('--policy=' + name,)
     if name == 'libvirt-routed-in':
         return (perm + ('--new-policy=' + name,),
-                perm + ('--policy=' + name, '--add-ingress-zone=ANY', '--add-egress-zone=' + ROUTED_ZONE,
-                        '--set-target=ACCEPT'))
+                policy + ('--add-ingress-zone=ANY',),
+                policy + ('--add-egress-zone=' + ROUTED_ZONE,),
+                policy + ('--set-target=ACCEPT',))
     if name == 'libvirt-routed-out':
         return (perm + ('--new-policy=' + name,),
-                perm + ('--policy=' + name, '--add-ingress-zone=' + ROUTED_ZONE, '--add-egress-zone=ANY',
-                        '--set-target=ACCEPT'))
+                policy + ('--add-ingress-zone=' + ROUTED_ZONE,),
+                policy + ('--add-egress-zone=ANY',),
+                policy + ('--set-target=ACCEPT',))
     if name == 'libvirt-to-host':
         return (perm + ('--new-policy=' + name,),
-                perm + ('--policy=' + name, '--add-ingress-zone=' + ROUTED_ZONE, '--add-egress-zone=HOST',
-                        '--set-target=REJECT') + tuple('--add-service=' + s for s in HOST_SERVICES)
-                + tuple('--add-protocol=' + p for p in HOST_PROTOCOLS))
+                policy + ('--add-ingress-zone=' + ROUTED_ZONE,),
+                policy + ('--add-egress-zone=HOST',),
+                policy + ('--set-target=REJECT',),
+                policy + services,
+                policy + protocols)
     raise FirewalldError('no built-in definition for firewalld object %r' % name)
 
 
@@ -94,6 +103,10 @@ class FirewalldPlan:
     @property
     def changed(self):
         return bool(self.commands)
+
+    @property
+    def reloads(self):
+        return ('--reload',) in self.commands
 
 
 class Firewalld:

@@ -1,0 +1,200 @@
+# -*- coding: utf-8 -*-
+"""virt_network with a real firewalld running inside a test namespace.
+
+The test starts a private D-Bus system bus (its own dbus-daemon on a socket in
+the test's temp dir) and a firewalld inside a throwaway namespace with its own
+configuration directory (``--system-config``), so neither the host's
+firewalld (if any) nor its configuration is ever reached. The module talks
+to it through ``firewall-cmd`` with ``DBUS_SYSTEM_BUS_ADDRESS`` pointing at the
+private bus. Both processes are stopped by their pids, the namespace deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import (
+    dump_all, require_kernel, run_module)
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, missing_tools
+
+FIREWALLD_CONF = ('DefaultZone=public\nCleanupOnExit=yes\nCleanupModulesOnExit=no\nLockdown=no\n'
+                  'IPv6_rpfilter=yes\nIndividualCalls=no\nLogDenied=off\nFirewallBackend=nftables\n'
+                  'FlushAllOnReload=yes\n')
+BUS_CONF = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=%s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+'''
+
+
+class PrivateFirewalld:
+    def __init__(self, ns, directory):
+        self.ns = ns
+        self.dir = directory
+        self.socket = os.path.join(directory, 'bus.sock')
+        self.env = {'DBUS_SYSTEM_BUS_ADDRESS': 'unix:path=' + self.socket}
+        self.bus = None
+        self.daemon = None
+
+    def start(self):
+        etc = os.path.join(self.dir, 'etc')
+        for sub in ('zones', 'policies', 'services', 'icmptypes', 'ipsets', 'helpers'):
+            os.makedirs(os.path.join(etc, sub))
+        with open(os.path.join(etc, 'firewalld.conf'), 'w') as handle:
+            handle.write(FIREWALLD_CONF)
+        conf = os.path.join(self.dir, 'bus.conf')
+        with open(conf, 'w') as handle:
+            handle.write(BUS_CONF % self.socket)
+        self.bus = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--nosyslog'],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket):
+            if time.time() > deadline:
+                raise AssertionError('private dbus-daemon did not come up')
+            time.sleep(0.05)
+        env = dict(os.environ, **self.env)
+        self.daemon = self.ns.popen(['firewalld', '--nofork', '--nopid', '--system-config', etc,
+                                     '--log-target', 'file', '--log-file', os.path.join(self.dir, 'firewalld.log')],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while self.cmd('--state', check=False).stdout.strip() != 'running':
+            if self.daemon.poll() is not None or time.time() > deadline:
+                raise AssertionError('firewalld did not start')
+            time.sleep(0.3)
+        return self
+
+    def cmd(self, *args, check=True):
+        proc = subprocess.run(['firewall-cmd'] + list(args), env=dict(os.environ, **self.env),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError('firewall-cmd %s: %s' % (' '.join(args), proc.stderr))
+        return proc
+
+    def zone_of(self, interface, permanent=False):
+        args = (['--permanent'] if permanent else []) + ['--get-zone-of-interface=' + interface]
+        out = self.cmd(*args, check=False).stdout.strip()
+        return None if out in ('', 'no zone') else out
+
+    def stop(self):
+        for proc in (self.daemon, self.bus):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def firewalld(tmp_path):
+    require_kernel()
+    missing = missing_tools('firewalld', 'firewall-cmd', 'dbus-daemon')
+    if missing:
+        pytest.skip('firewalld tests need %s (apt-get install firewalld)' % ', '.join(missing))
+    with Netns(tag='fwd') as ns:
+        fw = PrivateFirewalld(ns, str(tmp_path / 'fw'))
+        os.makedirs(fw.dir)
+        try:
+            fw.start()
+            yield fw
+        finally:
+            fw.stop()
+
+
+def _module(fw, tmp_path, **args):
+    args.setdefault('state_dir', str(tmp_path / 'state'))
+    return run_module(fw.ns, env=fw.env, **args)
+
+
+@pytest.mark.parametrize('backend', ('nftables', 'iptables'))
+def test_nat_bridge_lands_in_libvirt_zone_idempotent_and_absent(firewalld, tmp_path, backend):
+    fw = firewalld
+    assert 'libvirt' not in fw.cmd('--get-zones').stdout.split()
+    args = dict(name='natnet', bridge='virbrf', forward_mode='nat', firewall_backend=backend,
+                ipv4={'address': '10.70.0.1/24', 'dhcp': True})
+    check = _module(fw, tmp_path, check=True, **args)
+    assert check['changed'] is True and 'firewalld: define libvirt' in check['changes']
+    assert 'libvirt' not in fw.cmd('--get-zones').stdout.split()
+
+    first = _module(fw, tmp_path, **args)
+    assert first['zone'] == 'libvirt'
+    assert fw.zone_of('virbrf') == 'libvirt'
+    assert fw.zone_of('virbrf', permanent=True) == 'libvirt'
+    zone = fw.cmd('--zone=libvirt', '--list-all').stdout
+    assert 'target: ACCEPT' in zone
+    assert 'services: dhcp dhcpv6 dns ssh tftp' in zone
+    assert 'protocols: icmp ipv6-icmp' in zone
+    assert 'rule priority="32767" reject' in zone
+    applied = dump_all(fw.ns)
+
+    second = _module(fw, tmp_path, **args)
+    assert second['changes'] == [] and second['changed'] is False and second['zone'] == 'libvirt', second['diff']
+    assert dump_all(fw.ns) == applied
+
+    gone = _module(fw, tmp_path, name='natnet', state='absent')
+    assert gone['changed'] is True
+    assert fw.zone_of('virbrf') is None
+    assert fw.zone_of('virbrf', permanent=True) is None
+    assert _module(fw, tmp_path, name='natnet', state='absent')['changed'] is False
+
+
+def test_routed_network_uses_libvirt_routed_and_its_policies(firewalld, tmp_path):
+    fw = firewalld
+    result = _module(fw, tmp_path, name='rt', bridge='virbrq', forward_mode='route',
+                     ipv4={'address': '10.71.0.1/24'})
+    assert result['zone'] == 'libvirt-routed'
+    assert fw.zone_of('virbrq') == 'libvirt-routed'
+    policies = fw.cmd('--get-policies').stdout.split()
+    assert {'libvirt-routed-in', 'libvirt-routed-out', 'libvirt-to-host'} <= set(policies)
+    to_host = fw.cmd('--policy=libvirt-to-host', '--list-all').stdout
+    assert 'target: REJECT' in to_host and 'ingress-zones: libvirt-routed' in to_host
+    assert 'egress-zones: HOST' in to_host
+    routed_in = fw.cmd('--policy=libvirt-routed-in', '--list-all').stdout
+    assert 'target: ACCEPT' in routed_in and 'egress-zones: libvirt-routed' in routed_in
+    assert _module(fw, tmp_path, name='rt', bridge='virbrq', forward_mode='route',
+                   ipv4={'address': '10.71.0.1/24'})['changed'] is False
+
+
+def test_explicit_zone_and_open_network(firewalld, tmp_path):
+    fw = firewalld
+    result = _module(fw, tmp_path, name='op', bridge='virbro', forward_mode='open', ipv4={'address': '10.72.0.1/24'})
+    assert 'zone' not in result and fw.zone_of('virbro') is None
+    result = _module(fw, tmp_path, name='tz', bridge='virbrz', forward_mode='nat', zone='trusted',
+                     ipv4={'address': '10.73.0.1/24'})
+    assert result['zone'] == 'trusted' and fw.zone_of('virbrz') == 'trusted'
+    assert 'libvirt' not in fw.cmd('--get-zones').stdout.split()  # not needed, not defined
+    failed = run_module(fw.ns, env=fw.env, expect_failure=True, name='nz', bridge='virbrn', forward_mode='nat',
+                        zone='nosuchzone', state_dir=str(tmp_path / 'state'), ipv4={'address': '10.74.0.1/24'})
+    assert 'firewalld zone nosuchzone (requested for network nz) does not exist' in failed['msg']
+
+
+def test_zone_without_firewalld_is_an_error(tmp_path):
+    require_kernel()
+    with Netns(tag='nofw') as ns:
+        before = dump_all(ns)
+        failed = run_module(ns, expect_failure=True, env={'DBUS_SYSTEM_BUS_ADDRESS': 'unix:path=/nonexistent/bus'},
+                            name='z', bridge='virbrw', forward_mode='nat', zone='libvirt',
+                            state_dir=str(tmp_path), ipv4={'address': '10.75.0.1/24'})
+        assert failed['msg'] == 'zone libvirt requested for network z but firewalld is not active'
+        assert dump_all(ns) == before
+        # without a zone and without firewalld nothing of firewalld is touched
+        result = run_module(ns, env={'DBUS_SYSTEM_BUS_ADDRESS': 'unix:path=/nonexistent/bus'}, name='z',
+                            bridge='virbrw', forward_mode='nat', state_dir=str(tmp_path),
+                            ipv4={'address': '10.75.0.1/24'})
+        assert 'zone' not in result
+        assert not any('firewalld' in change for change in result['changes'])
