@@ -132,17 +132,17 @@ def _arp_options(inst, args, reverse):
     ptype = inst.get('protocoltype')
     if ptype is not None:
         _opt(args, '--arp-ptype', ptype, _hex(ptype[0]))
-    # libvirt quirk: once a source mask is given, a destination without its own mask reuses it.
-    mask = None
-    for addr_name, mask_name, option, reversed_option in (
-            ('arpsrcipaddr', 'arpsrcipmask', '--arp-ip-src', '--arp-ip-dst'),
-            ('arpdstipaddr', 'arpdstipmask', '--arp-ip-dst', '--arp-ip-src')):
-        own_mask = inst.text(mask_name)
-        if own_mask is not None:
-            mask = own_mask
-        addr = inst.get(addr_name)
-        if addr is not None:
-            _opt(args, reversed_option if reverse else option, addr, '%s/%s' % (addr[0], mask or '32'))
+    # libvirt quirk: a destination without its own mask reuses the source's mask,
+    # but only when a source address was printed with one.
+    src_mask = None
+    src = inst.get('arpsrcipaddr')
+    if src is not None:
+        src_mask = inst.text('arpsrcipmask')
+        _opt(args, '--arp-ip-dst' if reverse else '--arp-ip-src', src, '%s/%s' % (src[0], src_mask or '32'))
+    dst = inst.get('arpdstipaddr')
+    if dst is not None:
+        mask = inst.text('arpdstipmask') or src_mask or '32'
+        _opt(args, '--arp-ip-src' if reverse else '--arp-ip-dst', dst, '%s/%s' % (dst[0], mask))
     for addr_name, option, reversed_option in (
             ('arpsrcmacaddr', '--arp-mac-src', '--arp-mac-dst'), ('arpdstmacaddr', '--arp-mac-dst', '--arp-mac-src')):
         addr = inst.get(addr_name)
@@ -164,6 +164,14 @@ def _stp_options(inst, args):
         _opt(args, option, low, low[0] if high is None else '%s%s%s' % (low[0], joiner, high))
 
 
+def _check_vlan_id(inst):
+    vlanid = inst.text('vlanid')
+    if vlanid is not None and vlanid.isdigit() and int(vlanid) > 4094:
+        # libvirt's parser takes 0-4095, but ebtables can only match 0-4094 and fails half way.
+        raise ResolveError('vlanid %s cannot be matched by ebtables (0-4094; 4095 is reserved)' % vlanid,
+                           filter_name=inst.filter_name, rule=inst.rule.where(), attribute='vlanid', value=vlanid)
+
+
 def rule_args(inst, reverse):
     """Arguments after ``-A CHAIN`` for one Ethernet rule instance."""
     protocol = inst.rule.protocol
@@ -182,6 +190,7 @@ def rule_args(inst, reverse):
             if proto is not None:
                 _opt(args, '-p', proto, _hex(proto[0]))
         elif protocol == 'vlan':
+            _check_vlan_id(inst)
             args += ['-p', '0x8100']
             for option, name in (('--vlan-id', 'vlanid'), ('--vlan-encap', 'encap-protocol')):
                 item = inst.get(name)

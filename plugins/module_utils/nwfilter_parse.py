@@ -25,7 +25,7 @@ import uuid as uuidlib
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import (
-    IllegalValue, Value, parse_mac, parse_value, valid_parameter_name, valid_parameter_value)
+    IllegalValue, Value, parse_mac, parse_value, parse_var_access, valid_parameter_name, valid_parameter_value)
 
 try:
     from lxml import etree
@@ -53,6 +53,11 @@ class Rule:
     # libvirt keeps an ipset without ipsetflags with a default flag it cannot
     # compile; such a rule is valid XML but fails at instantiation.
     ipset_unusable: bool = False
+    # Every $VAR access seen while parsing, in libvirt's order (element by element,
+    # attribute-table order within each), including accesses whose attribute a
+    # later element of the same protocol overwrote: libvirt still iterates over
+    # (and requires) them.
+    var_accesses: tuple = ()
 
     def get(self, name):
         for value in self.values:
@@ -235,6 +240,7 @@ def _parse_rule(element, filter_name, position, strict, source):
     spec = P.protocol(protocol_name or 'none')
     raw_values = {}
     negated = {}
+    var_accesses = []
     for child in chosen:
         is_negated = child.get('match') == 'no'
         if strict:
@@ -248,6 +254,15 @@ def _parse_rule(element, filter_name, position, strict, source):
             if raw is not None:
                 raw_values[attr_spec.name] = raw
                 negated[attr_spec.name] = is_negated
+                if raw.startswith('$'):
+                    try:
+                        access = parse_var_access(raw[1:])
+                    except IllegalValue as exc:
+                        raise FilterError('illegal value in <%s>: %s' % (protocol_name, exc),
+                                          filter_name=filter_name, rule=where(priority),
+                                          attribute=attr_spec.name, value=raw, source=source)
+                    if access not in var_accesses:
+                        var_accesses.append(access)
 
     # Followers take their leader's negation (libvirt's fix-up after parsing).
     for follower, leader in spec.leaders:
@@ -268,7 +283,7 @@ def _parse_rule(element, filter_name, position, strict, source):
     values, ipset_unusable = _fixup_ipset(spec, values)
     rule = Rule(action=action, direction=direction, priority=priority, statematch=statematch,
                 protocol=spec.name, values=tuple(values), position=position, line=element.sourceline,
-                ipset_unusable=ipset_unusable)
+                ipset_unusable=ipset_unusable, var_accesses=tuple(var_accesses))
     _validate_rule(rule, filter_name, source)
     return rule
 

@@ -111,12 +111,8 @@ def filter_tree(filter_name, filters):
 
 
 def _accesses(rule):
-    """Distinct variable accesses of a rule, in attribute-table order."""
-    seen = []
-    for value in rule.values:
-        if value.var is not None and value.var not in seen:
-            seen.append(value.var)
-    return seen
+    """Distinct variable accesses of a rule, in the order libvirt recorded them."""
+    return list(rule.var_accesses)
 
 
 def missing_variables(expanded_rules):
@@ -202,6 +198,16 @@ def resolve(filter_name, filters, variables):
     """
     expanded = expand(filter_name, filters, variables)
     missing = missing_variables(expanded)
+    if missing == ['IP']:
+        # libvirt would start learning the address here; we do not learn, so say what to pass.
+        learning = dict(variables).get('CTRL_IP_LEARNING')
+        if learning and learning[0].lower() not in ('none', 'any', 'dhcp'):
+            raise ResolveError("learning value '%s' of CTRL_IP_LEARNING is invalid (none, any or dhcp); note that "
+                               "IP addresses are not learned here: pass the IP parameter" % learning[0],
+                               filter_name=filter_name, attribute='CTRL_IP_LEARNING', value=learning[0])
+        raise ResolveError('the filter needs the variable IP, which libvirt would learn from the guest\'s traffic; '
+                           'this engine does not learn addresses: pass the IP parameter (a list for several '
+                           'addresses)', filter_name=filter_name)
     if missing:
         raise ResolveError('cannot instantiate filter due to unresolvable variables or unavailable list '
                            'elements: %s' % ', '.join(missing), filter_name=filter_name)

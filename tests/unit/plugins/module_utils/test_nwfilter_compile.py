@@ -125,3 +125,36 @@ def test_fingerprint_tracks_every_input():
     assert base != binding_fingerprint('vnet0', MAC, 'top', {'IP': '10.0.0.1'}, changed)
     unrelated = dict(flts, other=parse_filter("<filter name='other' chain='arp'/>"))
     assert base == binding_fingerprint('vnet0', MAC, 'top', {'IP': '10.0.0.1'}, unrelated)
+
+
+def test_arp_dst_reuses_src_mask_only_with_a_src_address():
+    # Found by the differential suite against libvirt 9.0 (tests/differential/FINDINGS.md F1).
+    alone = compile_one("<rule action='drop' direction='out'><arp arpsrcipmask='21' arpdstipaddr='10.1.2.3'/></rule>")
+    assert chain(alone, 'eb', 'libvirt-I-vnet3') == ['-p 0x806 --arp-ip-dst 10.1.2.3/32 -j DROP']
+    both = compile_one("<rule action='drop' direction='out'>"
+                       "<arp arpsrcipaddr='10.0.0.1' arpsrcipmask='24' arpdstipaddr='10.0.0.2'/></rule>")
+    assert chain(both, 'eb', 'libvirt-I-vnet3') == ['-p 0x806 --arp-ip-src 10.0.0.1/24 --arp-ip-dst 10.0.0.2/24 -j DROP']
+
+
+def test_overwritten_variable_still_iterates_and_is_required():
+    # libvirt keeps every variable access it parsed (differential FINDINGS F2/F3).
+    body = "<rule action='drop' direction='out'><all dstipaddr='$V'/><all dstipaddr='10.0.0.1'/></rule>"
+    rs = compile_one(body, params={'V': ['1.1.1.1', '2.2.2.2', '3.3.3.3']})
+    assert chain(rs, 'ip', 'FI-vnet3') == ['-p all --destination 10.0.0.1 -j DROP'] * 3
+    with pytest.raises(ResolveError, match='V'):
+        compile_one(body)
+
+
+def test_missing_ip_explains_that_addresses_are_not_learned():
+    body = "<rule action='return' direction='out'><ip srcipaddr='$IP'/></rule>"
+    with pytest.raises(ResolveError, match='does not learn addresses: pass the IP parameter'):
+        compile_one(body)
+    with pytest.raises(ResolveError, match="learning value 'invalid' of CTRL_IP_LEARNING"):
+        compile_one(body, params={'CTRL_IP_LEARNING': 'invalid'})
+
+
+def test_vlan_id_4095_refused_at_compile_time():
+    rs = compile_one("<rule action='accept' direction='out'><vlan vlanid='4094'/></rule>")
+    assert chain(rs, 'eb', 'libvirt-I-vnet3') == ['-p 0x8100 --vlan-id 4094 -j ACCEPT']
+    with pytest.raises(ResolveError, match='vlanid'):
+        compile_one("<rule action='accept' direction='out'><vlan vlanid='0xfff'/></rule>")
