@@ -375,3 +375,34 @@ def test_scenario_matches_libvirt(libvirt_oracle, name):
     assert any(line.startswith('-A') for line in comparison.libvirt.splitlines()), 'libvirt made no rules'
     diffs = comparison.interface_diffs()
     assert not diffs, '\n'.join('%s:\n%s' % (k, v) for k, v in diffs.items())
+
+
+# What live libvirt does for the inputs behind FINDINGS.md F1 and F2 (the
+# findings' "libvirt does X" statements are measured here, not remembered).
+_VLAN_4095 = ("<filter name='hnf-vlan4095' chain='vlan'><rule action='accept' direction='out'>"
+              "<vlan vlanid='0xfff'/></rule></filter>")
+LIBVIRT_FINDING_CASES = {
+    # F2: libvirt accepts the filter, then fails applying it with ebtables' message
+    'F2-vlanid-4095': ({'hnf-vlan4095': _VLAN_4095}, ('fv0', '52:54:00:f0:00:01', 'hnf-vlan4095', {}),
+                       r"Invalid --vlan-id range \('4095'\)"),
+    # F1: without IP, libvirt names the learning value ...
+    'F1-learning-invalid-no-ip': ({}, ('fv1', '52:54:00:f0:00:02', 'clean-traffic', {'CTRL_IP_LEARNING': 'invalid'}),
+                                  r"learning value 'invalid' invalid"),
+    # ... and with IP it ignores the variable
+    'F1-learning-invalid-with-ip': ({}, ('fv2', '52:54:00:f0:00:03', 'clean-traffic',
+                                         {'CTRL_IP_LEARNING': 'invalid', 'IP': '10.0.0.1'}), None),
+}
+
+
+@pytest.mark.libvirt_oracle
+@pytest.mark.parametrize('case', sorted(LIBVIRT_FINDING_CASES))
+def test_libvirt_behaviour_behind_findings(libvirt_oracle, case):
+    harness, oracle = libvirt_oracle
+    filters, (iface, mac, fname, params), rejection = LIBVIRT_FINDING_CASES[case]
+    binding = harness.Binding.make(iface, mac, fname, params)
+    if rejection is None:
+        dump = oracle.dump(filters, [binding])
+        assert '-A PREROUTING -i %s -j libvirt-I-%s' % (iface, iface) in dump
+    else:
+        with pytest.raises(harness.LibvirtRejected, match=rejection):
+            oracle.dump(filters, [binding])
