@@ -20,7 +20,7 @@ import pytest
 import ansible_collections
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import can_create_namespaces, missing_tools
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 MODULE = os.path.join(REPO, 'plugins', 'modules', 'virt_network.py')
 COLLECTIONS_ROOT = os.path.dirname(list(ansible_collections.__path__)[0])
 PYTHON = sys.executable
