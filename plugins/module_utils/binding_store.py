@@ -5,13 +5,15 @@
 
 Layout (default state_dir ``/etc/hypervisor-netfilter``)::
 
-    bindings/<interface>.json   one binding: interface, mac, filter, parameters, seq
+    bindings.json   {"version": 1, "bindings": [{interface, mac, filter, parameters}, ...]}
 
-``seq`` keeps the order bindings were first stored in (libvirt instantiates
-in that order, and the order of the ebtables PREROUTING/POSTROUTING jumps
-follows it); rebinding an interface keeps its place.  Files are written
-atomically (temporary file in the same directory, fsync, ``os.replace``, fsync
-of the directory): a reader sees the old or the new binding, never a torn one.
+One file for all bindings, in the order they were first stored (libvirt
+instantiates in that order, and the order of the ebtables
+PREROUTING/POSTROUTING jumps follows it); rebinding an interface keeps its
+place.  One file, because a call that binds 1,000 NICs must not pay 1,000
+fsyncs (measured: 4 ms each here).  It is written atomically (temporary
+file in the same directory, fsync, ``os.replace``, fsync of the directory): a
+reader sees the old or the new set of bindings, never a torn one.
 
 Interface names become file names and xtables arguments, so they are checked
 like Linux ``dev_valid_name`` does, with a conservative character set on top:
@@ -32,8 +34,7 @@ import tempfile
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
 
 DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
-BINDINGS_SUBDIR = 'bindings'
-SUFFIX = '.json'
+BINDINGS_FILE = 'bindings.json'
 IFNAMSIZ = 16  # includes the terminating NUL: at most 15 characters
 FORMAT_VERSION = 1
 
@@ -118,15 +119,13 @@ class StoredBinding:
         return (self.interface, self.mac, self.filter, self.parameters) == \
             (other.interface, other.mac, other.filter, other.parameters)
 
-    def to_json(self):
-        return json.dumps({
-            'version': FORMAT_VERSION,
+    def to_dict(self):
+        return {
             'interface': self.interface,
             'mac': self.mac,
             'filter': self.filter,
             'parameters': [[name, list(values)] for name, values in self.parameters],
-            'seq': self.seq,
-        }, indent=1, sort_keys=True) + '\n'
+        }
 
 
 def make_binding(interface, mac, filter_name, parameters=None, seq=0, where=None):
@@ -145,50 +144,44 @@ def from_filterbinding(binding, seq=0):
                         where='filterbinding %s' % binding.portdev)
 
 
-def bindings_dir(state_dir):
-    return os.path.join(state_dir, BINDINGS_SUBDIR)
+def bindings_path(state_dir):
+    return os.path.join(state_dir, BINDINGS_FILE)
 
 
-def binding_path(state_dir, interface):
-    return os.path.join(bindings_dir(state_dir), validate_interface(interface) + SUFFIX)
-
-
-def _parse_file(path, text):
+def _parse_entry(path, index, data):
+    where = '%s: binding #%d' % (path, index + 1)
     try:
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get('version') != FORMAT_VERSION:
-            raise ValueError('unknown format version %r' % (data.get('version') if isinstance(data, dict) else data))
-        binding = make_binding(data['interface'], data['mac'], data['filter'],
-                               [(n, v) for n, v in data.get('parameters') or []], int(data.get('seq', 0)),
-                               where=path)
+        return make_binding(data['interface'], data['mac'], data['filter'],
+                            [(n, v) for n, v in data.get('parameters') or []], index + 1, where=where)
     except (ValueError, KeyError, TypeError) as exc:
-        raise BindingError('stored binding %s is damaged: %s' % (path, exc))
-    if os.path.basename(path) != binding.interface + SUFFIX:
-        raise BindingError('stored binding %s holds interface %s' % (path, binding.interface))
-    return binding
+        raise BindingError('%s is damaged: %s' % (where, exc))
 
 
 def load_bindings(state_dir):
-    """Every stored binding, in stored order (``seq``, then interface name)."""
-    directory = bindings_dir(state_dir)
+    """Every stored binding, in stored order (``seq`` is the 1-based position)."""
+    path = bindings_path(state_dir)
     try:
-        entries = os.listdir(directory)
+        with open(path, encoding='utf-8') as handle:
+            text = handle.read()
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return ()
-        raise BindingError('cannot list %s: %s' % (directory, exc))
-    found = []
-    for entry in entries:
-        if not entry.endswith(SUFFIX) or entry.startswith('.'):
-            continue
-        path = os.path.join(directory, entry)
-        try:
-            with open(path, encoding='utf-8') as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise BindingError('cannot read stored binding %s: %s' % (path, exc))
-        found.append(_parse_file(path, text))
-    return tuple(sorted(found, key=lambda b: (b.seq, b.interface)))
+        raise BindingError('cannot read stored bindings %s: %s' % (path, exc))
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BindingError('stored bindings %s are damaged: %s' % (path, exc))
+    if not isinstance(data, dict) or data.get('version') != FORMAT_VERSION or \
+            not isinstance(data.get('bindings'), list):
+        raise BindingError('stored bindings %s: unknown format (version %r)'
+                           % (path, data.get('version') if isinstance(data, dict) else None))
+    found = tuple(_parse_entry(path, i, entry) for i, entry in enumerate(data['bindings']))
+    seen = set()
+    for binding in found:
+        if binding.interface in seen:
+            raise BindingError('stored bindings %s hold interface %s twice' % (path, binding.interface))
+        seen.add(binding.interface)
+    return found
 
 
 def binding_filters(state_dir):
@@ -208,36 +201,48 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def save_binding(state_dir, binding):
-    """Write ``binding`` atomically; returns the path."""
-    path = binding_path(state_dir, binding.interface)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % binding.interface, suffix='.tmp', dir=directory)
+def save_bindings(state_dir, bindings):
+    """Replace the stored bindings by ``bindings`` (in this order), atomically."""
+    path = bindings_path(state_dir)
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    text = json.dumps({'version': FORMAT_VERSION, 'bindings': [b.to_dict() for b in bindings]},
+                      indent=1, sort_keys=True) + '\n'
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % BINDINGS_FILE, suffix='.tmp', dir=state_dir)
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(binding.to_json())
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    _fsync_dir(state_dir)
     return path
+
+
+def save_binding(state_dir, binding):
+    """Store one binding (replacing the one of its interface in place, else appended)."""
+    stored = list(load_bindings(state_dir))
+    for index, old in enumerate(stored):
+        if old.interface == binding.interface:
+            stored[index] = binding
+            break
+    else:
+        stored.append(binding)
+    return save_bindings(state_dir, stored)
 
 
 def remove_binding(state_dir, interface):
     """Delete the stored binding of ``interface``; return whether there was one."""
-    path = binding_path(state_dir, interface)
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return False
-        raise BindingError('cannot remove %s: %s' % (path, exc))
-    _fsync_dir(os.path.dirname(path))
+    validate_interface(interface)
+    stored = load_bindings(state_dir)
+    kept = [b for b in stored if b.interface != interface]
+    if len(kept) == len(stored):
+        return False
+    save_bindings(state_dir, kept)
     return True
 
 
@@ -360,7 +365,8 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
             if interface in result:
                 del result[interface]
                 removed.append(interface)
-        final = tuple(sorted(result.values(), key=lambda b: (b.seq, b.interface)))
+        final = tuple(dataclasses.replace(b, seq=i + 1) for i, b in
+                      enumerate(sorted(result.values(), key=lambda b: (b.seq, b.interface))))
 
         warnings = []
         active = []
@@ -381,12 +387,8 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         if not check_mode:
             if plan.changed:
                 engine.apply(plan)
-            for binding in final:
-                old = by_interface.get(binding.interface)
-                if old is None or old != binding:
-                    save_binding(state_dir, binding)
-            for interface in removed:
-                remove_binding(state_dir, interface)
+            if added or updated or removed:
+                save_bindings(state_dir, final)
             engine.cache.save()
         sync = SyncResult(plan.changed, plan, tuple(plan_diff(plan)),
                           tuple(engine.runner.writes()[writes_before:]))

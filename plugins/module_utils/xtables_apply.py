@@ -312,6 +312,8 @@ class _TableWork:
                 else:
                     self.live_other[chain.name] = chain
         self.desired_names = frozenset(name for name, _r, _k in self.desired_chains)
+        self.chain_keys = dict((name, key) for name, _r, key in self.desired_chains)
+        self.hook_keys = dict((id(hook), key) for hook, _r, key in self.desired_hooks)
 
 
 def _scratch_text(family, works_and_items):
@@ -497,23 +499,9 @@ class XtablesEngine:
         text = _scratch_text(family, need)
         saved = parse_save(family, scratch_save(self.runner, backend, text))
         self._store_canonical(family, saved, [
-            (work.name, [(name, rules, self._chain_key(work, name)) for name, rules in chains],
-             [(hook, rendered, self._hook_key(work, hook)) for hook, rendered in hooks])
+            (work.name, [(name, rules, work.chain_keys[name]) for name, rules in chains],
+             [(hook, rendered, work.hook_keys[id(hook)]) for hook, rendered in hooks])
             for work, chains, hooks in need], canon)
-
-    @staticmethod
-    def _chain_key(work, name):
-        for chain_name, _rules, key in work.desired_chains:
-            if chain_name == name:
-                return key
-        raise KeyError(name)
-
-    @staticmethod
-    def _hook_key(work, hook):
-        for candidate, _rendered, key in work.desired_hooks:
-            if candidate is hook:
-                return key
-        raise KeyError(hook)
 
     def _store_canonical(self, family, saved, items, canon):
         for table, chains, hooks in items:
@@ -572,10 +560,11 @@ class XtablesEngine:
                     if self.ownership.owns(family, work.name, text_target(r) or '')]
             wanted = desired_by_chain.get(chain_name, [])
             canon_of = {}
+            ours_targets = set(text_target(r) for r in ours)
             for hook, rendered, key in wanted:
                 if key in canon:
                     canon_of[id(hook)] = canon[key][0]
-                elif any(text_target(r) == rule_target(hook.args) for r in ours):
+                elif rule_target(hook.args) in ours_targets:
                     raise ApplyError('internal: no canonical form for hook %s' % rendered)
                 else:
                     warm_hooks.append((hook, rendered, key))
@@ -660,20 +649,22 @@ class XtablesEngine:
         this short window is not mistaken for the canonical form.
         """
         saved = self.read_live(family)
-        hook_rules = {}
+        chain_maps = dict((name, table.chain_map()) for name, table in saved.items())
+        by_target = {}  # (table, chain) -> {target: [rules]}
         for table, kind, item, key, count in keys:
-            saved_table = saved.get(table)
-            chain_map = saved_table.chain_map() if saved_table else {}
+            chain_map = chain_maps.get(table, {})
             if kind == 'chain':
                 live = chain_map.get(item)
                 if live is not None and len(live.rules) == count:
                     self.cache.put(key, live.rules)
                 continue
-            target = rule_target(item.args)
-            if (table, item.chain) not in hook_rules:
+            index = by_target.get((table, item.chain))
+            if index is None:
+                index = by_target[(table, item.chain)] = {}
                 live = chain_map.get(item.chain)
-                hook_rules[(table, item.chain)] = live.rules if live else ()
-            matches = [r for r in hook_rules[(table, item.chain)] if text_target(r) == target]
+                for rule in live.rules if live else ():
+                    index.setdefault(text_target(rule), []).append(rule)
+            matches = index.get(rule_target(item.args), ())
             if len(matches) == 1:
                 self.cache.put(key, (matches[0],))
 

@@ -53,27 +53,35 @@ def test_make_binding_normalises_and_checks():
 def test_store_roundtrip_order_and_atomic_files(tmp_path):
     state = str(tmp_path)
     for seq, name in enumerate(['vnet5', 'vnet1', 'vnet3'], 1):
-        binding_store.save_binding(state, binding_store.make_binding(name, '52:54:00:00:00:0%d' % seq, 'f', seq=seq))
+        binding_store.save_binding(state, binding_store.make_binding(name, '52:54:00:00:00:0%d' % seq, 'f'))
     loaded = binding_store.load_bindings(state)
     assert [b.interface for b in loaded] == ['vnet5', 'vnet1', 'vnet3']
+    assert [b.seq for b in loaded] == [1, 2, 3]
     assert binding_store.binding_filters(state) == (('vnet5', 'f'), ('vnet1', 'f'), ('vnet3', 'f'))
-    files = sorted(os.listdir(os.path.join(state, 'bindings')))
-    assert files == ['vnet1.json', 'vnet3.json', 'vnet5.json']  # no temporary files left
-    assert json.loads(open(os.path.join(state, 'bindings', 'vnet1.json')).read())['seq'] == 2
+    assert sorted(os.listdir(state)) == ['bindings.json']  # no temporary files left
+    data = json.loads(open(os.path.join(state, 'bindings.json')).read())
+    assert data['bindings'][1] == {'interface': 'vnet1', 'mac': '52:54:00:00:00:02', 'filter': 'f', 'parameters': []}
+    # Rebinding keeps the place.
+    binding_store.save_binding(state, binding_store.make_binding('vnet5', '52:54:00:00:00:09', 'g'))
+    assert [(b.interface, b.filter) for b in binding_store.load_bindings(state)][0] == ('vnet5', 'g')
     assert binding_store.remove_binding(state, 'vnet1') is True
     assert binding_store.remove_binding(state, 'vnet1') is False
+    assert [b.interface for b in binding_store.load_bindings(state)] == ['vnet5', 'vnet3']
 
 
-def test_damaged_store_is_reported(tmp_path):
-    directory = tmp_path / 'bindings'
-    directory.mkdir()
-    (directory / 'vnet0.json').write_text('{"version": 1, "interface": "vnet9", "mac": "52:54:00:00:00:01", '
-                                          '"filter": "f", "parameters": [], "seq": 1}')
-    with pytest.raises(BindingError, match='holds interface vnet9'):
+@pytest.mark.parametrize('text, message', [
+    ('not json', 'are damaged'),
+    ('{"version": 7, "bindings": []}', 'unknown format'),
+    ('{"version": 1, "bindings": [{"interface": "vnet0"}]}', "binding #1 is damaged: 'mac'"),
+    ('{"version": 1, "bindings": [{"interface": "a/b", "mac": "52:54:00:00:00:01", "filter": "f"}]}', "'/'"),
+    ('{"version": 1, "bindings": [{"interface": "v", "mac": "52:54:00:00:00:01", "filter": "f"},'
+     ' {"interface": "v", "mac": "52:54:00:00:00:01", "filter": "f"}]}', 'interface v twice'),
+])
+def test_damaged_store_is_reported(tmp_path, text, message):
+    (tmp_path / 'bindings.json').write_text(text)
+    with pytest.raises(BindingError) as info:
         binding_store.load_bindings(str(tmp_path))
-    (directory / 'vnet0.json').write_text('not json')
-    with pytest.raises(BindingError, match='is damaged'):
-        binding_store.load_bindings(str(tmp_path))
+    assert message in str(info.value)
 
 
 def _filters():

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark of guest_nic_filter's apply path at N = 10, 100, 1000 NICs (not a test).
+
+    sudo python benchmarks/bench_apply.py [--sizes 10,100,1000] [--repeat 3]
+
+Everything runs in throwaway network namespaces (tests/lib/netns.py).  For
+each N, with clean-traffic bound to vnet0..vnetN-1 (one IP each):
+
+* apply     - from an empty host and an empty state_dir, the code path of one
+              module call (binding_store.sync_host: store, compile, one read
+              per family, diff, one restore per family, learn the spelling);
+* no-op     - the same call again with a fresh engine (as the next module run);
+* one NIC   - the same call with one NIC's IP changed; prints how many chains
+              the restore rewrote;
+* floor     - one ebtables-restore of the same final ruleset into an empty
+              namespace (Ruleset.render order), and the same text in the order
+              the engine writes (reverse-sorted chains), whichever is faster
+              is the floor the ratios use.
+
+Interfaces are not created (N veths would dominate the set-up); the bindings
+are applied as if they existed.  Times are wall-clock medians of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tests'))
+import conftest  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (  # noqa: E402
+    NWFILTER_OWNERSHIP, XtablesEngine, _declaration_order)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandRunner  # noqa: E402
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns  # noqa: E402
+
+
+class NsRunner(CommandRunner):
+    def __init__(self, ns):
+        super().__init__()
+        self.ns = ns
+
+    def run(self, argv, data=None, kind='read'):
+        return super().run(self.ns.exec_argv(list(argv)), data, kind)
+
+
+def bindings(count, changed=None):
+    out = []
+    for i in range(count):
+        ip = '10.%d.%d.%d' % (i >> 16 & 255, i >> 8 & 255, (i & 255) or 1)
+        if i == changed:
+            ip = '172.16.0.1'
+        out.append(binding_store.make_binding('vnet%d' % i, '52:54:00:%02x:%02x:%02x' % (i >> 16 & 255, i >> 8 & 255, i & 255),
+                                              'clean-traffic', {'IP': ip}))
+    return out
+
+
+def run_sync(ns, state_dir, wanted):
+    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft', state_dir=state_dir,
+                           runner=NsRunner(ns))
+    start = time.monotonic()
+    result = binding_store.sync_host(state_dir, engine, upserts=wanted, interface_exists_fn=lambda name: True)
+    return time.monotonic() - start, result, engine
+
+
+def restore_time(text, tool='ebtables-nft-restore'):
+    with Netns(tag='bf') as ns:
+        start = time.monotonic()
+        ns.run([tool, '--noflush'], input_text=text)
+        return time.monotonic() - start
+
+
+def engine_order(text):
+    """The same restore text with chains declared and filled in the engine's order."""
+    lines = text.splitlines()
+    decl = [l for l in lines if l.startswith(':')]
+    rules = [l for l in lines if l.startswith('-A ') and l.split()[1] not in ('PREROUTING', 'POSTROUTING')]
+    hooks = [l for l in lines if l.startswith('-A ') and l.split()[1] in ('PREROUTING', 'POSTROUTING')]
+    names = _declaration_order([l[1:].split()[0] for l in decl])
+    by_chain = {}
+    for rule in rules:
+        by_chain.setdefault(rule.split()[1], []).append(rule)
+    body = [':%s ACCEPT' % n for n in names]
+    for name in names:
+        body.extend(by_chain.get(name, []))
+    return '\n'.join([lines[0]] + body + hooks) + '\n'
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def bench(count, repeat):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import builtin_filters
+    filters = builtin_filters()
+    apply_t, noop_t, one_t, floor_naive, floor_sorted = [], [], [], [], []
+    noop_writes = one_chains = rules = None
+    compile_t = []
+    for _ in range(repeat):
+        state_dir = tempfile.mkdtemp(prefix='hnf-bench-')
+        try:
+            with Netns(tag='bench') as ns:
+                elapsed, result, _engine = run_sync(ns, state_dir, bindings(count))
+                apply_t.append(elapsed)
+                elapsed, result, engine = run_sync(ns, state_dir, bindings(count))
+                noop_t.append(elapsed)
+                noop_writes = len(result.sync.writes)
+                assert not result.changed, 'no-op run changed something'
+                elapsed, result, engine = run_sync(ns, state_dir, bindings(count, changed=count // 2))
+                one_t.append(elapsed)
+                one_chains = sum(len(f.chain_changes) for f in result.sync.plan.families)
+                assert result.interfaces_changed == ('vnet%d' % (count // 2),), result.interfaces_changed
+        finally:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        start = time.monotonic()
+        compiled = binding_store.compile_bindings(bindings(count), filters)
+        compile_t.append(time.monotonic() - start)
+        text = merge_rulesets([r for _b, r in compiled]).render('eb')
+        rules = sum(1 for line in text.splitlines() if line.startswith('-A '))
+        floor_naive.append(restore_time(text))
+        floor_sorted.append(restore_time(engine_order(text)))
+    floor = min(median(floor_naive), median(floor_sorted))
+    return dict(n=count, rules=rules, apply=median(apply_t), noop=median(noop_t), one=median(one_t),
+                floor_naive=median(floor_naive), floor_sorted=median(floor_sorted), floor=floor,
+                compile=median(compile_t), noop_writes=noop_writes, one_chains=one_chains)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--sizes', default='10,100,1000')
+    parser.add_argument('--repeat', type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit('needs root (network namespaces)')
+    load = os.getloadavg()[0]
+    print('clean-traffic, ebtables-nft; load average %.1f on %d CPUs; medians of %d runs'
+          % (load, os.cpu_count(), args.repeat))
+    header = ('N', 'eb rules', 'apply s', 'x floor', 'no-op s', 'one-NIC s', 'chains', 'floor s',
+              '(render order)', 'compile s')
+    print('%5s %9s %8s %8s %8s %9s %7s %8s %14s %10s' % header)
+    for size in [int(s) for s in args.sizes.split(',')]:
+        r = bench(size, args.repeat)
+        print('%5d %9d %8.3f %8.2f %8.3f %9.3f %7d %8.3f %14.3f %10.3f' % (
+            r['n'], r['rules'], r['apply'], r['apply'] / r['floor'], r['noop'], r['one'], r['one_chains'],
+            r['floor'], r['floor_naive'], r['compile']))
+        sys.stdout.flush()
+    print('apply/no-op/one-NIC include compiling all N bindings (column "compile"); "chains" = chains the '
+          'one-NIC change rewrote; no-op runs made no write call.')
+    subprocess.run(['true'], check=False)
+
+
+if __name__ == '__main__':
+    main()
