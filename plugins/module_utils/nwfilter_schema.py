@@ -379,7 +379,9 @@ _FILTER_PARTS = r'''
           <choice>
             <value type="string">root</value>
             <!-- libvirt: at most 12 characters from [A-Za-z0-9_.:-], starting with a layer-2 prefix -->
-            <data type="string"><param name="pattern">(mac|stp|arp|vlan)[A-Za-z0-9_.:\-]{0,9}|vlan[A-Za-z0-9_.:\-]{0,8}|(rarp|ipv4|ipv6)[A-Za-z0-9_.:\-]{0,8}</param></data>
+            <data type="string">
+              <param name="pattern">(mac|stp|arp)[A-Za-z0-9_.:\-]{0,9}|(vlan|rarp|ipv4|ipv6)[A-Za-z0-9_.:\-]{0,8}</param>
+            </data>
           </choice>
         </attribute>
       </optional>
@@ -595,8 +597,8 @@ def _context(element):
     siblings = [n for n in node.getparent() if isinstance(n.tag, str) and n.tag == node.tag]
     position = siblings.index(node) + 1
     if node.tag == 'rule':
-        return filter_name, 'rule #%d (priority %s, line %s)' % (position, node.get('priority', '500'),
-                                                               node.sourceline)
+        priority = node.get('priority', '500')
+        return filter_name, 'rule #%d (priority %s, line %s)' % (position, priority, node.sourceline)
     return filter_name, "filterref #%d to '%s' (line %s)" % (position, node.get('filter', ''), node.sourceline)
 
 

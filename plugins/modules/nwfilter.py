@@ -24,12 +24,13 @@ description:
   - The document is validated against the collection's RelaxNG schema and every value is checked
     as libvirt checks it. Errors name the filter, the rule (position, priority and line), the
     attribute and the value.
-  - The result is C(changed) only when the canonical form of the filter changes (attribute order,
-    spelling of addresses, masks and numbers, comments and white space do not matter).
+  - The result is C(changed) only when the canonical form of the filter changes; attribute order,
+    the spelling of MAC and IP addresses and masks, XML comments and white space do not matter
+    (numbers written in hexadecimal stay hexadecimal, as with libvirt).
   - When a filter changes, the guest NIC bindings stored in O(state_dir) whose filter tree contains
     it are rebuilt (their rules are re-applied) and listed in RV(rebuilt).
 author:
-  - hypervisor.netfilter contributors
+  - hypervisor.netfilter contributors (@hypervisor-netfilter)
 options:
   name:
     description:
@@ -37,8 +38,8 @@ options:
       - Required for O(state=absent). With O(xml) or O(src) it is optional and must match the
         document's C(name) attribute when given. With O(state=gathered) it limits the result to
         that filter.
-      - Letters, digits and C(_ . : + - @), at most 200 characters, not starting with C(.) or C(-)
-        (the name becomes a file name in O(state_dir)).
+      - At most 200 letters, digits and the characters C(_), C(.), C(:), C(+), C(-) and C(@), not
+        starting with C(.) or C(-); the name becomes a file name in O(state_dir).
     type: str
   xml:
     description:
@@ -102,8 +103,10 @@ notes:
   - Requires the C(lxml) Python library on the managed host.
 attributes:
   check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
   diff_mode:
+    description: Returns the canonical XML of the filter before and after the change.
     support: full
 seealso:
   - name: libvirt network filter XML format

@@ -65,7 +65,7 @@ VARIABLES = ('$A', '$A[0]', '$A[@1]', '$LONG_NAME_9', '$B[  @0 ] ')
 def _cases():
     for name, spec in sorted(P.PROTOCOLS.items()):
         for attr in spec.attrs:
-            samples = SAMPLES[attr.kind] + tuple(n for n, _ in attr.names) + VARIABLES
+            samples = SAMPLES[attr.kind] + tuple(pair[0] for pair in attr.names) + VARIABLES
             for value in samples:
                 yield name, attr, value
 
@@ -236,12 +236,11 @@ def test_wrong_root_element():
 
 
 def test_validation_is_fast_for_rules_with_many_attributes():
-    attrs = ' '.join("%s='1'" % a for a in ('type', 'flags', 'root-priority', 'root-priority-hi', 'root-cost',
-                                             'root-cost-hi', 'sender-priority', 'sender-priority-hi', 'port',
-                                             'port-hi', 'age', 'age-hi', 'max-age', 'max-age-hi', 'hello-time',
-                                             'hello-time-hi', 'forward-delay', 'forward-delay-hi'))
-    body = ''.join("<rule action='accept' direction='in'><stp %s srcmacaddr='1:2:3:4:5:6'/></rule>" % attrs
-                   for _ in range(50))
+    names = ('type', 'flags', 'root-priority', 'root-priority-hi', 'root-cost', 'root-cost-hi', 'sender-priority',
+             'sender-priority-hi', 'port', 'port-hi', 'age', 'age-hi', 'max-age', 'max-age-hi', 'hello-time',
+             'hello-time-hi', 'forward-delay', 'forward-delay-hi')
+    attrs = ' '.join("%s='1'" % name for name in names)
+    body = "<rule action='accept' direction='in'><stp %s srcmacaddr='1:2:3:4:5:6'/></rule>" % attrs * 50
     tree = doc(body)
     start = time.monotonic()
     check(tree)
