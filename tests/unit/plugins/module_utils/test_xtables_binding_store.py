@@ -171,3 +171,22 @@ def test_rebuild_filter_users(tmp_path):
     assert rebuilt == ('vnet0', 'vnet1')
     assert result.kernel_changed and set(result.interfaces_changed) == {'vnet0', 'vnet1'}
     assert 'vnet2' not in result.sync.plan.family('eb').restore_text
+
+
+def test_compiled_cache_hits_and_invalidation(tmp_path):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+    filters = _filters()
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+    cache = binding_store.CompiledCache(str(tmp_path))
+    [(_b, compiled)] = binding_store.compile_bindings([b0], filters, cache)
+    cache.save()
+    again = binding_store.CompiledCache(str(tmp_path))
+    key = again.key(b0, filters)
+    assert again.get(key) == compiled  # round-trips through JSON to an equal Ruleset
+    other = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.2'})
+    assert again.get(again.key(other, filters)) is None
+    changed = dict(filters)
+    changed['allow-arp'] = parse_filter("<filter name='allow-arp' chain='arp'>"
+                                        "<rule direction='inout' action='drop'><all/></rule></filter>")
+    fresh = binding_store.CompiledCache(str(tmp_path))
+    assert fresh.key(b0, changed) != key  # a filter deep in clean-traffic's tree changed
