@@ -135,6 +135,20 @@ VARIABLE_ATTRS = {'srcmacaddr': 'mac', 'dstmacaddr': 'mac', 'arpsrcmacaddr': 'ma
                   'arpdstipaddr': 'ipv4', 'srcportstart': 'port', 'dstportstart': 'port'}
 
 
+# (start, end) attribute pairs that form a range.
+RANGES = (('srcportstart', 'srcportend'), ('dstportstart', 'dstportend'), ('type', 'typeend'),
+          ('code', 'codeend')) + tuple((base, base + '-hi') for base in (
+              'root-priority', 'root-cost', 'sender-priority', 'port', 'age', 'max-age', 'hello-time',
+              'forward-delay'))
+_MAXIMA = {'typeend': 255, 'codeend': 255, 'root-cost-hi': 4294967295}
+
+
+def _literal_number(text):
+    if text.startswith('$'):
+        return None
+    return int(text, 16) if text.lower().startswith('0x') else int(text)
+
+
 @dataclasses.dataclass
 class Case:
     index: int
@@ -308,6 +322,7 @@ class Generator:
                     chosen[name] = access
         if proto == 'stp' and direction == 'inout':
             chosen.pop('srcmacaddr', None)
+        self._order_ranges(chosen)
         if 'ipset' in chosen:
             if proto in ('all', 'all-ipv6'):
                 del chosen['ipset']
@@ -325,6 +340,20 @@ class Generator:
             elif has_icmp:
                 chosen['protocol'] = self.rng.choice(('icmpv6', '58'))
         return chosen
+
+    def _order_ranges(self, chosen):
+        # ebtables/iptables refuse a range whose end is below its start
+        for start, end in RANGES:
+            if end not in chosen or start not in chosen:
+                continue
+            low = _literal_number(chosen[start])
+            high = _literal_number(chosen[end])
+            if low is None:
+                del chosen[end]
+            elif high is None or high < low:
+                chosen[end] = str(low + self.rng.randrange(0, 3))
+                if _literal_number(chosen[end]) > _MAXIMA.get(end, 65535):
+                    chosen[end] = str(low)
 
     def rule(self, ethernet_only, child, chain_proto=None):
         rng = self.rng
