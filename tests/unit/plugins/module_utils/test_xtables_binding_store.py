@@ -185,8 +185,19 @@ def test_compiled_cache_hits_and_invalidation(tmp_path):
     assert again.get(key) == compiled  # round-trips through JSON to an equal Ruleset
     other = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.2'})
     assert again.get(again.key(other, filters)) is None
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import filter_tree
+    deepest = filter_tree('clean-traffic', filters)[-1]
+    assert deepest != 'clean-traffic'
     changed = dict(filters)
-    changed['allow-arp'] = parse_filter("<filter name='allow-arp' chain='arp'>"
-                                        "<rule direction='inout' action='drop'><all/></rule></filter>")
+    changed[deepest] = parse_filter("<filter name='%s' chain='arp'>"
+                                    "<rule direction='inout' action='drop'><all/></rule></filter>" % deepest)
+    assert fresh_key_differs(changed, b0, key, tmp_path)
+    unrelated = dict(filters)
+    unrelated['allow-arp'] = changed[deepest]
+    assert 'allow-arp' not in filter_tree('clean-traffic', filters)
+    assert binding_store.CompiledCache(str(tmp_path)).key(b0, unrelated) == key
+
+
+def fresh_key_differs(filters, binding, key, tmp_path):
     fresh = binding_store.CompiledCache(str(tmp_path))
     assert fresh.key(b0, changed) != key  # a filter deep in clean-traffic's tree changed
