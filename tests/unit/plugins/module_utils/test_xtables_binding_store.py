@@ -199,5 +199,5 @@ def test_compiled_cache_hits_and_invalidation(tmp_path):
 
 
 def fresh_key_differs(filters, binding, key, tmp_path):
-    fresh = binding_store.CompiledCache(str(tmp_path))
-    assert fresh.key(b0, changed) != key  # a filter deep in clean-traffic's tree changed
+    """A filter deep in the binding's tree changed: the key must change."""
+    return binding_store.CompiledCache(str(tmp_path)).key(binding, filters) != key
