@@ -420,7 +420,7 @@ def _interface_of_chain(family, chain, ownership):
 
 
 def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check_mode=False,
-              filters=None, skip_missing_interfaces=True, interface_exists_fn=interface_exists,
+              filters=None, skip_missing_interfaces=True, interface_exists_fn=None,
               lock_timeout=60):
     """Update the stored bindings and make the host's rules match all of them.
 
@@ -435,6 +435,8 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
     from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
     from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import SyncResult, plan_diff
 
+    if interface_exists_fn is None:
+        interface_exists_fn = interface_exists
     seen = set()
     for binding in upserts:
         if binding.interface in seen:
@@ -482,6 +484,9 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         if filters is None:
             filters = load_host_filters(state_dir)
         compiled_cache = CompiledCache(state_dir)
+        # Bindings given now are compiled even when their interface is missing: bad input fails here.
+        active_names = set(b.interface for b in active)
+        compile_bindings([b for b in upserts if b.interface not in active_names], filters, compiled_cache)
         compiled = compile_bindings(active, filters, compiled_cache)
         desired = merge_rulesets([ruleset for _b, ruleset in compiled])
         plan = engine.plan(desired)
