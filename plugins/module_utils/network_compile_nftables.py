@@ -143,8 +143,8 @@ def _per_ip(spec, ip):
         out.append(_ins(family, 'guest_input', family, 'daddr', net, *(dev_in + ('oif', br, 'counter', 'accept'))))
         return out
     target_all, target_ports = nat_targets(spec, ip.is_ipv6)
-    out.append(_ins(family, 'guest_input', *(dev_in + ('oif', br, family, 'daddr', net, 'ct', 'state',
-                                                      'related,established', 'counter', 'accept'))))
+    related_in = dev_in + ('oif', br, family, 'daddr', net, 'ct', 'state', 'related,established', 'counter', 'accept')
+    out.append(_ins(family, 'guest_input', *related_in))
     nat_match = (family, 'saddr', net, family, 'daddr', '!=', net) + dev_out + ('counter',)
     out.append(_ins(family, 'guest_nat', *(nat_match + target_all)))
     out.append(_ins(family, 'guest_nat', *(('meta', 'l4proto', 'udp') + nat_match + target_ports)))

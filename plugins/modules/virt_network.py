@@ -27,7 +27,7 @@ description:
     needs it (never turns it off), and puts the bridge into libvirt's firewalld zone when firewalld
     is running.
 author:
-  - hypervisor.netfilter contributors
+  - hypervisor.netfilter contributors (@hypervisor-netfilter)
 options:
   name:
     description:
@@ -175,8 +175,11 @@ notes:
   - The private iptables chains are shared by all networks and removed with the last network.
 attributes:
   check_mode:
+    description: Reads the live state and reports exactly what a real run would change; changes nothing.
     support: full
   diff_mode:
+    description: Shows the changed chains' rules (iptables), the libvirt_network tables (nftables) and the
+      bridge/firewalld changes before and after.
     support: full
 seealso:
   - name: libvirt network XML format

@@ -35,6 +35,12 @@ def _nat(state_dir, backend, name='default', bridge='virbr0', subnet='192.168.12
     return args
 
 
+def _changed(args, **changes):
+    out = dict(args)
+    out.update(changes)
+    return out
+
+
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_check_apply_idempotent(ns, tmp_path, backend):
     before = dump_all(ns)
@@ -141,7 +147,7 @@ def test_admin_rules_stay_byte_identical(ns, tmp_path, backend):
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_two_networks_absent_removes_only_its_own(ns, tmp_path, backend):
     a = _nat(tmp_path, backend, name='neta', bridge='virbra', subnet='10.11.0')
-    b = dict(_nat(tmp_path, backend, name='netb', bridge='virbrb', subnet='10.12.0'), forward_mode='route')
+    b = _nat(tmp_path, backend, name='netb', bridge='virbrb', subnet='10.12.0', forward_mode='route')
     empty = dump_all(ns)
     run_module(ns, **a)
     run_module(ns, **b)
@@ -156,7 +162,7 @@ def test_two_networks_absent_removes_only_its_own(ns, tmp_path, backend):
     assert stored_networks(str(tmp_path)) == ['netb']
     # the same as a host that only ever had network b
     with Netns(tag='vn2') as fresh:
-        run_module(fresh, **dict(b, state_dir=str(tmp_path / 'fresh')))
+        run_module(fresh, **_changed(b, state_dir=str(tmp_path / 'fresh')))
         assert dump_all(fresh) == only_b
     assert run_module(ns, name='neta', state='absent', state_dir=str(tmp_path))['changed'] is False
     run_module(ns, name='netb', state='absent', state_dir=str(tmp_path))
@@ -167,7 +173,7 @@ def test_two_networks_absent_removes_only_its_own(ns, tmp_path, backend):
 def test_two_networks_match_libvirts_insert_sequence(ns, tmp_path):
     """Union of two networks == libvirt's commands for a then b, run one by one."""
     a = _nat(tmp_path, 'iptables', name='neta', bridge='virbra', subnet='10.11.0')
-    b = dict(_nat(tmp_path, 'iptables', name='netb', bridge='virbrb', subnet='10.12.0'), forward_mode='route')
+    b = _nat(tmp_path, 'iptables', name='netb', bridge='virbrb', subnet='10.12.0', forward_mode='route')
     run_module(ns, **a)
     run_module(ns, **b)
     ours = dump_xtables(ns)
@@ -176,7 +182,7 @@ def test_two_networks_match_libvirts_insert_sequence(ns, tmp_path):
             if '--list-rules' not in argv:
                 libvirt.run(list(argv))
         for args in (a, b):
-            params = dict(args, dns=None, forward_dev=None, ipv6_no_gateway=None, nat=None, zone=None)
+            params = _changed(args, dns=None, forward_dev=None, ipv6_no_gateway=None, nat=None, zone=None)
             spec = network_parse.spec_from_options(params)
             for command in network_compile_iptables.network_commands(spec):
                 libvirt.run(list(command.argv()))
@@ -241,7 +247,7 @@ def test_bad_input_fails_and_changes_nothing(ns, tmp_path, args, message, backen
 
 def test_rendered_loads_into_an_empty_namespace(ns, tmp_path):
     args = _nat(tmp_path, 'iptables')
-    rendered = run_module(ns, **dict(args, state='rendered'))
+    rendered = run_module(ns, **_changed(args, state='rendered'))
     assert rendered['changed'] is False and rendered['rendered']['nftables'] == ''
     assert dump_all(ns).count('LIBVIRT') == 0 and not os.path.exists(str(tmp_path / 'networks'))
     ns.run(['iptables-restore', '--noflush'], input_text=rendered['rendered']['iptables'])
@@ -252,7 +258,7 @@ def test_rendered_loads_into_an_empty_namespace(ns, tmp_path):
     assert not any('iptables' in line for line in result['changes'])
     assert dump_all(ns) == loaded
 
-    nft_rendered = run_module(ns, **dict(args, state='rendered', firewall_backend='nftables'))['rendered']
+    nft_rendered = run_module(ns, **_changed(args, state='rendered', firewall_backend='nftables'))['rendered']
     assert nft_rendered['iptables'] == '' and nft_rendered['ip6tables'] == ''
     with Netns(tag='vnr') as empty:
         empty.ip('link', 'add', 'virbr0', 'type', 'bridge')
