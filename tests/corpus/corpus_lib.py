@@ -60,7 +60,7 @@ def kernel_skip_reason():
 
 
 def read(path):
-    with open(path) as handle:
+    with open(path, encoding='utf-8') as handle:
         return handle.read()
 
 
@@ -245,4 +245,3 @@ def parse_expectation_file(text):
 def squash_whitespace(lines):
     """What ``diff -w`` compares: each line with all white space removed."""
     return [re.sub(r'\s+', '', line) for line in lines]
-

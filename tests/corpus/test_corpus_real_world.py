@@ -359,7 +359,7 @@ def libvirt_oracle():
 @pytest.mark.parametrize('name', [
     'nova-stein', 'nova-diablo', 'ovirt-no-mac-spoofing', 'ovirt-no-mac-spoofing-uuid',
     'ovirt-isolatedprivatevlan', 'cbugk-homelab', 'puppet-cirrax'])
-def test_scenario_matches_libvirt(libvirt_oracle, name):
+def test_scenario_matches_libvirt(libvirt_oracle, name):  # pylint: disable=redefined-outer-name
     harness, oracle = libvirt_oracle
     scenario = [s for s in scenarios() if s.name == name][0]
     texts = {}
@@ -396,7 +396,7 @@ LIBVIRT_FINDING_CASES = {
 
 @pytest.mark.libvirt_oracle
 @pytest.mark.parametrize('case', sorted(LIBVIRT_FINDING_CASES))
-def test_libvirt_behaviour_behind_findings(libvirt_oracle, case):
+def test_libvirt_behaviour_behind_findings(libvirt_oracle, case):  # pylint: disable=redefined-outer-name
     harness, oracle = libvirt_oracle
     filters, (iface, mac, fname, params), rejection = LIBVIRT_FINDING_CASES[case]
     binding = harness.Binding.make(iface, mac, fname, params)

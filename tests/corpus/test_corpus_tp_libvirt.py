@@ -169,6 +169,7 @@ def test_ip_learning_binding_is_refused_without_ip():
 
 
 # Each negative case: the words its error must contain (the problem, named).
+# (ip_learning_err: FINDINGS.md F1, fixed in 7f760ec.)
 NEGATIVE_WORDS = {
     'nwfilter_vm_start-negative/dhcpserver_variable_missing': ('DHCPSERVER',),
     'nwfilter_vm_start-negative/ip_learning_err': ('CTRL_IP_LEARNING', 'invalid'),
@@ -176,10 +177,11 @@ NEGATIVE_WORDS = {
 }
 
 
-# Cases whose check fails because of an open finding (tests/corpus/FINDINGS.md);
-# each has an xfail(strict=True) test below that passes once it is fixed.
-KNOWN_NEGATIVE = {'nwfilter_vm_start-negative/ip_learning_err': 'F1'}
-KNOWN_DEFINE_POSITIVE = {'vlan_test': 'F2'}
+# Defined by libvirt but never instantiable: libvirt fails applying the rules
+# (measured on 9.0.0, test_corpus_real_world.py::test_libvirt_behaviour_behind_findings);
+# we must parse them and refuse the binding at compile time, naming the attribute.
+# (FINDINGS.md F2, fixed in 7f760ec.)
+INSTANTIATION_REFUSED = {'vlan_test': 'vlanid'}
 
 
 def _negative_outcome(key, filters):
@@ -198,36 +200,19 @@ def _negative_outcome(key, filters):
     return None
 
 
-def _names_problem(key, error):
-    return error is not None and all(word in error for word in NEGATIVE_WORDS[key])
-
-
-@pytest.mark.parametrize('key', sorted(KNOWN_NEGATIVE))
-@pytest.mark.xfail(strict=True, reason='open finding, see tests/corpus/FINDINGS.md')
-def test_known_negative_finding(key):
-    if corpus_missing_reason('tp-libvirt'):
-        pytest.skip(corpus_missing_reason('tp-libvirt'))
-    error = _negative_outcome(key, builtin_filters())
-    assert _names_problem(key, error), '%s (%s): %s' % (key, KNOWN_NEGATIVE[key], error)
-
-
 def test_negative_cases_are_rejected_with_a_clear_error(capsys):
     _skip_if_absent(capsys, kernel=False)
     filters = builtin_filters()
     outcomes = dict((key, _negative_outcome(key, filters)) for key in sorted(NEGATIVE_WORDS))
     problems = {}
     for key, error in outcomes.items():
-        if key in KNOWN_NEGATIVE:
-            continue
         if error is None:
             problems[key] = 'accepted, but tp-libvirt expects a failure'
         elif not all(word in error for word in NEGATIVE_WORDS[key]):
             problems[key] = 'error does not name %s: %s' % (' and '.join(NEGATIVE_WORDS[key]), error)
     with capsys.disabled():
-        known = [k for k in KNOWN_NEGATIVE if not _names_problem(k, outcomes[k])]
         print('\ncorpus tp-libvirt negative: %d/%d rejected with an error naming the problem'
-              ' (known findings: %s)' % (len(outcomes) - len(problems) - len(known), len(outcomes),
-                                         ', '.join('%s %s' % (KNOWN_NEGATIVE[k], k) for k in known) or 'none'))
+              % (len(outcomes) - len(problems), len(outcomes)))
         for key, error in sorted(outcomes.items()):
             print('  %s: %s' % (key, error))
         for key, text in sorted(problems.items()):
@@ -245,40 +230,34 @@ def test_define_positive_parse_compile_load(capsys):
         failure = _define_and_load(folder, name, filters)
         if failure:
             failures[name] = failure
-    open_findings = dict((k, v) for k, v in failures.items() if k in KNOWN_DEFINE_POSITIVE)
     with capsys.disabled():
-        print('\ncorpus tp-libvirt define-positive: %d/%d parse, compile and load (known findings: %s)'
-              % (len(cases) - len(failures), len(cases),
-                 ', '.join('%s %s' % (KNOWN_DEFINE_POSITIVE[k], k) for k in open_findings) or 'none'))
+        print('\ncorpus tp-libvirt define-positive: %d/%d parse strictly, then compile and load '
+              '(or, for %s, are refused at compile time naming %s, where libvirt fails applying them)'
+              % (len(cases) - len(failures), len(cases), ', '.join(sorted(INSTANTIATION_REFUSED)),
+                 ', '.join(sorted(set(INSTANTIATION_REFUSED.values())))))
         for key, text in sorted(failures.items()):
             print('MISMATCH %s: %s' % (key, text))
-    assert not set(failures) - set(KNOWN_DEFINE_POSITIVE)
+    assert not failures
 
 
-@pytest.mark.parametrize('name', sorted(KNOWN_DEFINE_POSITIVE))
-@pytest.mark.xfail(strict=True, reason='open finding, see tests/corpus/FINDINGS.md')
-def test_known_define_positive_finding(name):
-    """Fixed means: the kernel takes the rules, or the engine refuses the
-    binding itself with an error naming the attribute (not the restore tool)."""
-    reason = corpus_missing_reason('tp-libvirt') or kernel_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    failure = _define_and_load('virsh_nwfilter_define-positive', name, builtin_filters(), engine_refusal_ok=True)
-    assert failure is None, '%s (%s): %s' % (name, KNOWN_DEFINE_POSITIVE[name], failure)
-
-
-def _define_and_load(folder, name, filters, engine_refusal_ok=False):
-    """None when the filter parses (strict), compiles to rules and loads; else why not."""
-    own = None
+def _define_and_load(folder, name, filters):
+    """None when the filter parses (strict), compiles to rules and loads (or is
+    refused as INSTANTIATION_REFUSED says); else why not."""
     try:
         own = parse_filter(read(os.path.join(TP, folder, name + '.filter.xml')), source=name + '.filter.xml')
-        merged = dict(filters)
-        merged[own.name] = own
+    except FilterError as exc:
+        return 'libvirt defines it, we do not parse it: %s' % exc
+    merged = dict(filters)
+    merged[own.name] = own
+    try:
         ruleset = compile_binding(DEVNAME, VMMAC, own.name, {'IP': LEARNED_IP}, merged)
     except ENGINE_ERRORS as exc:
-        if engine_refusal_ok and own is not None and re.search(r"attribute '[a-z-]+'", str(exc)):
+        attribute = INSTANTIATION_REFUSED.get(name)
+        if attribute and "attribute '%s'" % attribute in str(exc):
             return None
         return str(exc)
+    if name in INSTANTIATION_REFUSED:
+        return 'compiled, but no kernel can load it (libvirt fails applying it): refuse it at compile time'
     if not any(chain.rules for table in ruleset.tables for chain in table.chains):
         return 'compiled to no rules at all'
     with Netns(tag='tpdef') as ns:
