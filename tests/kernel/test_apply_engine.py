@@ -187,8 +187,8 @@ def test_builtin_filters_roundtrip(ns, tmp_path, capsys):
 
 def _clean_traffic(count, first=0, ip_base='192.0.2.'):
     filters = builtin_filters()
-    return merge_rulesets([compile_binding('vnet%d' % i, '52:54:00:00:00:%02x' % i, 'clean-traffic',
-                                           {'IP': ip_base + str(10 + i)}, filters)
+    return merge_rulesets([compile_binding('vnet%d' % i, '52:54:00:00:%02x:%02x' % (i >> 8, i & 255), 'clean-traffic',
+                                           {'IP': '%s%d' % (ip_base, 10 + i % 240)}, filters)
                            for i in range(first, first + count)])
 
 

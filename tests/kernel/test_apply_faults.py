@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+"""Faults during apply, in throwaway namespaces.
+
+* a restore killed (SIGKILL) in the middle of a big change leaves either the
+  old or the new ruleset, never a mixture: the engine writes one transaction;
+* bad input (unknown filter, missing variable, hostile interface name) fails
+  before anything is written: dumps and the binding store are unchanged.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import (
+    NsRunner, _clean_traffic, dumps, ns)  # noqa: F401 pylint: disable=unused-import
+
+
+def _engine(namespace, state_dir=None):
+    return XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft', state_dir=state_dir,
+                         runner=NsRunner(namespace))
+
+
+def test_killed_restore_leaves_old_or_new(ns, capsys):  # noqa: F811
+    old = _clean_traffic(60)
+    new = _clean_traffic(300, ip_base='192.0.3.')  # every old chain replaced, 240 NICs added
+    _engine(ns).sync(new)
+    new_dump = dumps(ns)
+    outcomes = []
+    for delay in (0.02, 0.1, 0.2, 0.4, 0.8):
+        _engine(ns).sync(old)
+        old_dump = dumps(ns)
+        plan = _engine(ns).plan(new)
+        text = plan.family('eb').restore_text
+        restore = subprocess.Popen(ns.exec_argv(['ebtables-nft-restore', '--noflush']), stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, universal_newlines=True)
+        restore.stdin.write(text)
+        restore.stdin.close()
+        time.sleep(delay)
+        killed = restore.poll() is None
+        if killed:
+            restore.send_signal(signal.SIGKILL)
+        restore.wait(timeout=60)
+        after = dumps(ns)
+        assert after in (old_dump, new_dump), 'a killed restore left a mixture (delay %.2f s)' % delay
+        outcomes.append((delay, killed, 'new' if after == new_dump else 'old'))
+    with capsys.disabled():
+        print('\nkilled restores (delay, killed while running, result): %s' % outcomes)
+    assert any(killed for _d, killed, _r in outcomes), 'no restore was still running when killed: %s' % outcomes
+
+
+@pytest.mark.parametrize('binding, message, written', [
+    (dict(filter_name='no-such-filter', parameters={}), 'no-such-filter', False),
+    (dict(filter_name='clean-traffic', parameters={}), 'IP', False),
+    # Not caught by the compiler: the kernel rejects the transaction as a whole.
+    (dict(filter_name='clean-traffic', parameters={'IP': '300.1.2.3'}), '300.1.2.3', True),
+])
+def test_bad_input_changes_nothing(ns, tmp_path, binding, message, written):  # noqa: F811
+    state_dir = str(tmp_path)
+    good = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '192.0.2.10'})
+    binding_store.sync_host(state_dir, _engine(ns, state_dir), upserts=[good], interface_exists_fn=lambda n: True)
+    before = dumps(ns)
+    stored = binding_store.load_bindings(state_dir)
+    bad = binding_store.make_binding('vnet1', '52:54:00:00:00:02', binding['filter_name'], binding['parameters'])
+    engine = _engine(ns, state_dir)
+    with pytest.raises(NetfilterError) as info:
+        binding_store.sync_host(state_dir, engine, upserts=[bad], interface_exists_fn=lambda n: True)
+    assert message in str(info.value)
+    assert bool(engine.runner.writes()) == written
+    assert dumps(ns) == before
+    assert binding_store.load_bindings(state_dir) == stored
