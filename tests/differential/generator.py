@@ -159,7 +159,7 @@ class Case:
 
     def parameters(self):
         params = {name: (values if len(values) > 1 else values[0])
-                  for name, (_, values) in BINDING_VARIABLES.items()}
+                  for name, (dummy, values) in BINDING_VARIABLES.items()}
         return params
 
     def describe(self):
@@ -175,7 +175,7 @@ class Generator:
         return self.rng.random() < p
 
     def mac(self):
-        octets = [self.rng.choice((0x52, 0x02, 0x00, 0xfe))] + [self.rng.randrange(256) for _ in range(5)]
+        octets = [self.rng.choice((0x52, 0x02, 0x00, 0xfe))] + [self.rng.randrange(256) for dummy in range(5)]
         style = self.rng.random()
         if style < 0.1:
             return ':'.join('%x' % o for o in octets)  # 1-2 digit form
@@ -256,7 +256,7 @@ class Generator:
             return rng.choice(('true', 'false', '1', 'yes', 'no', '0'))
         if kind == 'comment':
             words = ['allow', 'web', 'dns', 'guest', 'x-1', 'a.b', 'c,d', 'under_score', "it's", '"q"', 'back\\s']
-            return ' '.join(rng.choice(words) for _ in range(rng.randrange(1, 5)))
+            return ' '.join(rng.choice(words) for dummy in range(rng.randrange(1, 5)))
         if kind == 'state':
             if self.chance(0.1):
                 return rng.choice(('NONE', 'none', 'NEW,NONE'))
@@ -283,7 +283,7 @@ class Generator:
         pool.update(AUTO_VARIABLES)
         if child:
             pool[CHILD_VARIABLE] = ('ipv4', ['x', 'y'])  # length from the filterrefs: always 2
-        names = [n for n, (k, _) in pool.items() if k == kind]
+        names = [n for n, (k, dummy) in pool.items() if k == kind]
         if not names:
             return None
         name = self.rng.choice(names)
@@ -329,7 +329,7 @@ class Generator:
             else:
                 chosen['ipsetflags'] = self.rng.choice(('src', 'dst', 'src,dst', 'dst,src,src', 'SRC'))
         if proto in ('ip', 'ipv6'):
-            has_ports = any(p in chosen for p, _ in _PORTS)
+            has_ports = any(p in chosen for p, dummy in _PORTS)
             has_icmp = any(t in chosen for t in ('type', 'typeend', 'code', 'codeend'))
             if has_ports and has_icmp:
                 for t in ('type', 'typeend', 'code', 'codeend'):
@@ -421,12 +421,12 @@ class Generator:
                 attrs['priority'] = str(rng.randrange(-1000, 1001))
         root = ET.Element('filter', attrs)
         entries = []
-        for _ in range(rng.randrange(1, 5)):
+        for dummy in range(rng.randrange(1, 5)):
             entries.append(self.rule(False, child, chain_proto))
         for target in child_names:
-            for _ in range(1 if self.chance(0.85) else 2):  # sometimes referenced twice
+            for dummy in range(1 if self.chance(0.85) else 2):  # sometimes referenced twice
                 ref = ET.Element('filterref', {'filter': target})
-                values = ['172.16.%d.%d' % (rng.randrange(256), rng.randrange(256)) for _ in range(2)]
+                values = ['172.16.%d.%d' % (rng.randrange(256), rng.randrange(256)) for dummy in range(2)]
                 for value in values:
                     ET.SubElement(ref, 'parameter', {'name': CHILD_VARIABLE, 'value': value})
                 if self.chance(0.2):  # the caller's value wins over this one

@@ -312,7 +312,7 @@ def _sort_equal_priority_jumps(lines, priorities):
             prio = run[index][0]
             while prio is not None and end < len(run) and run[end][0] == prio:
                 end += 1
-            out.extend(sorted(line for _, line in run[index:end]))
+            out.extend(sorted(line for dummy, line in run[index:end]))
             index = end
         del run[:]
 

@@ -155,7 +155,7 @@ def _variants(case):
             if child.tag == 'uuid':
                 continue
             copy = ET.fromstring(text)
-            target = [c for c in copy][index]
+            target = list(copy)[index]
             if child.tag == 'filterref' and child.get('filter') in case.filters:
                 pass  # removing a ref to a private child is fine: the child just stays unused
             copy.remove(target)
@@ -168,16 +168,16 @@ def _variants(case):
             for attr in ('priority', 'statematch'):
                 if attr in child.attrib:
                     copy = ET.fromstring(text)
-                    del [c for c in copy][index].attrib[attr]
+                    del list(copy)[index].attrib[attr]
                     yield name, ET.tostring(copy, encoding='unicode')
             for pindex, proto in enumerate(child):
                 copy = ET.fromstring(text)
-                rule = [c for c in copy][index]
-                rule.remove([p for p in rule][pindex])
+                rule = list(copy)[index]
+                rule.remove(list(rule)[pindex])
                 yield name, ET.tostring(copy, encoding='unicode')
                 for attr in list(proto.attrib):
                     copy = ET.fromstring(text)
-                    element = [p for p in [c for c in copy][index]][pindex]
+                    element = list(list(copy)[index])[pindex]
                     del element.attrib[attr]
                     yield name, ET.tostring(copy, encoding='unicode')
 
