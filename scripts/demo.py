@@ -99,9 +99,8 @@ def run_playbook(hv, env, playbook, extra_vars):
         os.path.join(os.path.dirname(PYTHON), 'ansible-playbook'), '-i', 'localhost,',
         '-e', 'ansible_python_interpreter=' + PYTHON, '-e', json.dumps(extra_vars),
         os.path.join(EXAMPLES, playbook)])
-    print('$ ip netns exec %s ansible-playbook %s %s' % (hv.host.name, 'examples/' + playbook,
-                                                        ' '.join('%s=%s' % kv for kv in sorted(extra_vars.items())
-                                                                 if kv[0] != 'hnf_guests')), flush=True)
+    shown_vars = ' '.join('%s=%s' % kv for kv in sorted(extra_vars.items()) if kv[0] != 'hnf_guests')
+    print('$ ip netns exec %s ansible-playbook examples/%s %s' % (hv.host.name, playbook, shown_vars), flush=True)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                             universal_newlines=True)
     lines = []

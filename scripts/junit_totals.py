@@ -29,7 +29,7 @@ def main(paths):
             print('%s: unreadable junit file: %s' % (path, exc))
             failed += 1
             continue
-        print('%-12s %d passed, %d failed, %d skipped' % (os.path.splitext(os.path.basename(path))[0], *one))
+        print('%-24s %d passed, %d failed, %d skipped' % (os.path.splitext(os.path.basename(path))[0], *one))
         passed, failed, skipped = passed + one[0], failed + one[1], skipped + one[2]
     print('TOTAL: %d passed, %d failed, %d skipped' % (passed, failed, skipped))
     return 1 if failed else 0

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# The suite_* functions are called indirectly ("suite_$name").
+# shellcheck disable=SC2317
 # Run test suites of the collection; `make test` runs them all.
 #
 #   scripts/test.sh [SUITE...]      SUITE: sanity units conformance corpus kernel
@@ -46,11 +48,11 @@ run_pytest() {
     "$py" -m pytest --rootdir "$repo" -p no:cacheprovider -rfEs --junitxml "$results/$suite.xml" \
         ${HNF_PYTEST_ARGS:-} "${paths[@]}"
     rc=$?
-    if [ $rc -eq 5 ]; then
+    if [ "$rc" -eq 5 ]; then
         echo "$suite: pytest collected no test in ${paths[*]} (exit code 5): counted as passed"
         rc=0
     fi
-    return $rc
+    return "$rc"
 }
 
 collection_copy() {
@@ -71,14 +73,15 @@ suite_units() {
         return 0
     fi
     copy=$(collection_copy) || return 1
-    rm -f "$copy"/tests/output/junit/*.xml "$results/units.xml"
+    rm -f "$copy"/tests/output/junit/*.xml "$results"/units*.xml
     (cd "$copy" && ansible-test units --venv --python 3.11 --color no)
     rc=$?
-    # ansible-test writes pytest's junit file into the copy.
+    # ansible-test runs pytest once per context (module_utils, modules, ...),
+    # each with a junit file in the copy.
     for xml in "$copy"/tests/output/junit/*.xml; do
-        [ -f "$xml" ] && cp "$xml" "$results/units.xml"
+        [ -f "$xml" ] && cp "$xml" "$results/units-$(basename "$xml" .xml | sed -e 's/^python[0-9.]*-//' -e 's/-units$//').xml"
     done
-    return $rc
+    return "$rc"
 }
 
 suite_conformance() {
@@ -99,12 +102,12 @@ suite_corpus() {
 
 suite_other() {
     # Safety net: pytest files in tests/<dir> that no named suite claims.
-    local dirs=() dir name claimed
+    local dirs=() dir name claimed c
     for dir in tests/*/; do
         name=$(basename "$dir")
         claimed=0
         for c in "${CLAIMED_DIRS[@]}"; do [ "$name" = "$c" ] && claimed=1; done
-        [ $claimed = 0 ] && find "$dir" -name 'test_*.py' | grep -q . && dirs+=("${dir%/}")
+        [ "$claimed" = 0 ] && find "$dir" -name 'test_*.py' | grep -q . && dirs+=("${dir%/}")
     done
     if [ ${#dirs[@]} -eq 0 ]; then
         echo "other: every tests/ directory belongs to a named suite"
@@ -158,7 +161,7 @@ suite_build() {
     ansible-galaxy collection build --output-path "$out" "$copy" && ls -l "$out"
     rc=$?
     rm -rf "$out"
-    return $rc
+    return "$rc"
 }
 
 suites=("$@")
@@ -181,11 +184,13 @@ done
 
 log "summary"
 for suite in "${suites[@]}"; do
-    printf '%-12s %-7s %4ss\n' "$suite" "${status[$suite]}" "${seconds[$suite]}"
+    printf '%-24s %-7s %4ss\n' "$suite" "${status[$suite]}" "${seconds[$suite]}"
 done
 xmls=()
 for suite in "${suites[@]}"; do
-    [ -f "$results/$suite.xml" ] && xmls+=("$results/$suite.xml")
+    for xml in "$results/$suite.xml" "$results/$suite"-*.xml; do
+        [ -f "$xml" ] && xmls+=("$xml")
+    done
 done
 "$py" "$repo/scripts/junit_totals.py" "${xmls[@]}"
 exit $failed
