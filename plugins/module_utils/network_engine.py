@@ -109,9 +109,16 @@ def _run_locked(request, runner, out):
             raise NetworkSpecError('network %r: forward_dev %s does not exist on this host'
                                    % (spec.name, spec.forward_dev))
         backend = choose_backend(request.firewall_backend)
-        bridge_created = bool(previous and previous.bridge_created)
+        bridge_created = bool(previous and previous.bridge_created and previous.spec.bridge == spec.bridge)
+        if previous is not None and previous.spec.bridge != spec.bridge and previous.bridge_created:
+            # the network moved to another bridge: the one we made for it goes
+            host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge))
         if request.create_bridge:
-            plan = network_host.plan_bridge_present(runner, spec)
+            stale = ()
+            if previous is not None and previous.spec.bridge == spec.bridge:
+                wanted = set((ip.address, ip.prefix) for ip in spec.ips)
+                stale = tuple(ip for ip in previous.spec.ips if (ip.address, ip.prefix) not in wanted)
+            plan = network_host.plan_bridge_present(runner, spec, stale)
             if any(argv[:3] == ('ip', 'link', 'add') for argv in plan.commands):
                 bridge_created = True
             host_plans.append(plan)

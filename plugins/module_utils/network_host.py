@@ -97,8 +97,9 @@ def _addresses(runner, bridge):
     return found, up
 
 
-def plan_bridge_present(runner, spec):
-    """Create the bridge (if missing), add the gateway addresses, bring it up."""
+def plan_bridge_present(runner, spec, stale_ips=()):
+    """Create the bridge (if missing), add the gateway addresses, bring it up;
+    ``stale_ips``: addresses an earlier version of the network put there."""
     commands = []
     messages = []
     bridge = spec.bridge
@@ -110,6 +111,11 @@ def plan_bridge_present(runner, spec):
         commands.append(('ip', 'link', 'add', bridge, 'type', 'bridge'))
         messages.append('create bridge %s' % bridge)
         have, up = set(), False
+    for ip in stale_ips:
+        cidr = '%s/%d' % (ip.address, ip.prefix)
+        if cidr in have:
+            commands.append(('ip', 'addr', 'del', cidr, 'dev', bridge))
+            messages.append('remove address %s from %s' % (cidr, bridge))
     for ip in spec.ips:
         cidr = '%s/%d' % (ip.address, ip.prefix)
         if cidr not in have:

@@ -264,3 +264,25 @@ def test_rendered_loads_into_an_empty_namespace(ns, tmp_path):
         empty.ip('link', 'add', 'virbr0', 'type', 'bridge')
         empty.run(['nft', '-f', '-'], input_text=nft_rendered['nftables'])
         assert 'chain guest_nat' in dump_nft(empty)
+
+
+def test_backend_switch_and_changed_addresses(ns, tmp_path):
+    args = _nat(tmp_path, 'iptables', name='sw', bridge='virbrs', subnet='10.80.0')
+    run_module(ns, **args)
+    assert 'virbrs' in dump_xtables(ns)
+    switched = run_module(ns, **_changed(args, firewall_backend='nftables'))
+    assert switched['changed'] is True and switched['backend'] == 'nftables'
+    assert 'LIBVIRT' not in dump_xtables(ns)  # the last iptables network went: chains and jumps too
+    assert 'iif "virbrs"' in dump_nft(ns)
+    moved = run_module(ns, **_changed(args, firewall_backend='nftables',
+                                      ipv4={'address': '10.81.0.1/24'}, ipv6=None))
+    assert moved['changed'] is True
+    addresses = ns.ip('addr', 'show', 'dev', 'virbrs').stdout
+    assert '10.81.0.1/24' in addresses and '10.80.0.1/24' not in addresses
+    assert '10.80.0.0/24' not in dump_nft(ns) and '10.81.0.0/24' in dump_nft(ns)
+    renamed = run_module(ns, **_changed(args, firewall_backend='nftables', bridge='virbrs2',
+                                        ipv4={'address': '10.81.0.1/24'}, ipv6=None))
+    assert renamed['changed'] is True
+    links = ns.ip('link', 'show').stdout
+    assert 'virbrs2' in links and 'virbrs:' not in links
+    assert 'virbrs"' not in dump_nft(ns)
