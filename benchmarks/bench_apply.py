@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: hypervisor.netfilter contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -30,7 +29,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -108,7 +106,7 @@ def bench(count, repeat):
     apply_t, noop_t, one_t, floor_naive, floor_sorted = [], [], [], [], []
     noop_writes = one_chains = rules = None
     compile_t = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         state_dir = tempfile.mkdtemp(prefix='hnf-bench-')
         try:
             with Netns(tag='bench') as ns:
@@ -138,7 +136,7 @@ def bench(count, repeat):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument('--sizes', default='10,100,1000')
     parser.add_argument('--repeat', type=int, default=3)
     args = parser.parse_args()
@@ -158,7 +156,6 @@ def main():
         sys.stdout.flush()
     print('apply/no-op/one-NIC include compiling all N bindings (column "compile"); "chains" = chains the '
           'one-NIC change rewrote; no-op runs made no write call.')
-    subprocess.run(['true'], check=False)
 
 
 if __name__ == '__main__':

@@ -153,7 +153,7 @@ def _parse_entry(path, index, data):
     where = '%s: binding #%d' % (path, index + 1)
     try:
         return make_binding(data['interface'], data['mac'], data['filter'],
-                            [(n, v) for n, v in data.get('parameters') or []], index + 1, where=where)
+                            list(data.get('parameters') or []), index + 1, where=where)
     except (ValueError, KeyError, TypeError) as exc:
         raise BindingError('%s is damaged: %s' % (where, exc))
 

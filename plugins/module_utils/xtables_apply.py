@@ -716,8 +716,8 @@ def plan_diff(plan):
             if hook.action == 'delete':
                 before.append('# %s %s (hook)\n-A %s %s' % (hook.table, hook.chain, hook.chain, hook.rule))
             elif hook.action == 'insert':
-                after.append('# %s %s (hook)\n-I %s %s %s' % (hook.table, hook.chain, hook.chain,
-                                                               hook.position, hook.rule))
+                after.append('# %s %s (hook)\n-I %s %s %s'
+                             % (hook.table, hook.chain, hook.chain, hook.position, hook.rule))
             else:
                 after.append('# %s %s (hook)\n-A %s %s' % (hook.table, hook.chain, hook.chain, hook.rule))
         label = '%s (%s)' % (FAMILY_LABEL[fam.family], fam.backend)

@@ -130,11 +130,15 @@ seealso:
     link: https://libvirt.org/formatnwfilter.html
 attributes:
   check_mode:
+    description: Reads the live rules and the stored bindings and reports exactly what a real run would change;
+      writes nothing (no rules, no binding file, no cache, no lock file).
     support: full
   diff_mode:
+    description: Shows, per family, the rules of each changed chain and the hook rules before and after, and the
+      stored interfaces before and after.
     support: full
 author:
-  - hypervisor.netfilter contributors
+  - hypervisor.netfilter contributors (@hypervisor-netfilter)
 '''
 
 EXAMPLES = r'''
@@ -376,10 +380,10 @@ def run_sync(module, nics):
         store_before = [b.interface for b in result.bindings if b.interface not in result.added] + \
             list(result.removed)
         if result.added or result.updated or result.removed:
+            after_names = sorted(b.interface for b in result.bindings)
             diffs.append(dict(before_header='stored bindings', after_header='stored bindings',
                               before=''.join(i + '\n' for i in sorted(store_before)),
-                              after=''.join(b.interface + '\n' for b in sorted(result.bindings,
-                                                                                   key=lambda b: b.interface))))
+                              after=''.join(i + '\n' for i in after_names)))
         output['diff'] = diffs
     module.exit_json(**output)
 

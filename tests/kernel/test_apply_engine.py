@@ -258,9 +258,9 @@ def test_one_nic_change_among_many_touches_only_its_chains(ns, tmp_path):
     result = engine_in(ns, state_dir).sync(changed)
     eb = result.plan.family('eb')
     assert [c.chain for c in eb.chain_changes] == ['I-vnet7-ipv4-ip', 'I-vnet7-arp-ip']
-    assert [h for h in eb.hook_changes] == []
+    assert eb.hook_changes == ()
     after = dump(ns, 'eb')
-    differing = [l for l in set(before.splitlines()) ^ set(after.splitlines())]
+    differing = list(set(before.splitlines()) ^ set(after.splitlines()))
     assert sorted(differing) == sorted([
         '-A I-vnet7-arp-ip -p ARP --arp-ip-src 192.0.2.17 -j RETURN',
         '-A I-vnet7-arp-ip -p ARP --arp-ip-src 192.0.3.17 -j RETURN',

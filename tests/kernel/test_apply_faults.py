@@ -20,7 +20,15 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
     NWFILTER_OWNERSHIP, XtablesEngine)
 from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import (
-    NsRunner, _clean_traffic, dumps, ns)  # noqa: F401 pylint: disable=unused-import
+    NsRunner, _clean_traffic, dumps, require_kernel)
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
+
+
+@pytest.fixture
+def ns():
+    require_kernel()
+    with Netns(tag='fa') as namespace:
+        yield namespace
 
 
 def _engine(namespace, state_dir=None):
@@ -28,7 +36,7 @@ def _engine(namespace, state_dir=None):
                          runner=NsRunner(namespace))
 
 
-def test_killed_restore_leaves_old_or_new(ns, capsys):  # noqa: F811
+def test_killed_restore_leaves_old_or_new(ns, capsys):
     old = _clean_traffic(60)
     new = _clean_traffic(300, ip_base='192.0.3.')  # every old chain replaced, 240 NICs added
     _engine(ns).sync(new)
@@ -62,7 +70,7 @@ def test_killed_restore_leaves_old_or_new(ns, capsys):  # noqa: F811
     # Not caught by the compiler: the kernel rejects the transaction as a whole.
     (dict(filter_name='clean-traffic', parameters={'IP': '300.1.2.3'}), '300.1.2.3', True),
 ])
-def test_bad_input_changes_nothing(ns, tmp_path, binding, message, written):  # noqa: F811
+def test_bad_input_changes_nothing(ns, tmp_path, binding, message, written):
     state_dir = str(tmp_path)
     good = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '192.0.2.10'})
     binding_store.sync_host(state_dir, _engine(ns, state_dir), upserts=[good], interface_exists_fn=lambda n: True)

@@ -156,7 +156,7 @@ def test_first_apply_then_noop_without_writes(tmp_path):
     assert kernels['iptables'].tables['filter']['FORWARD'] == ['-j libvirt-in', '-j ADMIN_ACCEPT']
     assert kernels['iptables'].tables['filter']['FI-vnet0'] == ['-p tcp -m tcp --dport 22 -j RETURN', '-j DROP']
     # A new engine (new module run) reads the cache from state_dir: no scratch namespace, no write.
-    engine2, _ = make_engine(tmp_path)
+    engine2 = make_engine(tmp_path)[0]
     engine2.runner.kernels = kernels
     second = engine2.sync(desired)
     assert not second.changed and second.writes == () and second.diff == ()
@@ -281,7 +281,7 @@ def test_other_ownership_is_invisible(tmp_path):
     network = Ownership('net', (('ip', 'filter', r'LIBVIRT_(FWI|FWO)'),))
     engine, kernels = make_engine(tmp_path)
     engine.sync(nic('vnet0'))
-    net_engine, _ = make_engine(tmp_path, ownership=network)
+    net_engine = make_engine(tmp_path, ownership=network)[0]
     net_engine.runner.kernels = kernels
     desired = Ruleset((Table('ip', 'filter', (Chain('LIBVIRT_FWI', (('-j', 'ACCEPT'),)),),
                              (Hook('FORWARD', ('-j', 'LIBVIRT_FWI'), 1),)),))

@@ -84,6 +84,10 @@ def test_damaged_store_is_reported(tmp_path, text, message):
     assert message in str(info.value)
 
 
+def _exists(name):
+    return name != 'gone0'
+
+
 def _filters():
     from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import builtin_filters
     return builtin_filters()
@@ -93,38 +97,37 @@ def test_sync_host_bind_rebind_exclusive_absent(tmp_path):
     engine, kernels = make_engine(tmp_path)
     state = str(tmp_path)
     filters = _filters()
-    exists = lambda name: name != 'gone0'  # noqa: E731
     b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
     b1 = binding_store.make_binding('vnet1', '52:54:00:00:00:02', 'clean-traffic', {'IP': '10.0.0.2'})
     gone = binding_store.make_binding('gone0', '52:54:00:00:00:03', 'clean-traffic', {'IP': '10.0.0.3'})
 
     check = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], check_mode=True, filters=filters,
-                                    interface_exists_fn=exists)
+                                    interface_exists_fn=_exists)
     assert check.changed and check.kernel_changed and check.sync.writes == ()
     assert binding_store.load_bindings(state) == () and kernels['ebtables'].tables == {}
 
-    first = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], filters=filters, interface_exists_fn=exists)
+    first = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], filters=filters, interface_exists_fn=_exists)
     assert first.added == ('vnet0', 'vnet1', 'gone0') and first.skipped == ('gone0',)
     assert 'gone0 does not exist' in first.warnings[0]
     assert set(first.interfaces_changed) == {'vnet0', 'vnet1'}
     nat = kernels['ebtables'].tables['nat']
     assert 'libvirt-I-vnet0' in nat and 'libvirt-I-gone0' not in nat
 
-    again = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], filters=filters, interface_exists_fn=exists)
+    again = binding_store.sync_host(state, engine, upserts=[b0, b1, gone], filters=filters, interface_exists_fn=_exists)
     assert not again.changed and again.sync.writes == ()
 
     b1_new = binding_store.make_binding('vnet1', '52:54:00:00:00:02', 'clean-traffic', {'IP': '10.0.0.9'})
-    rebind = binding_store.sync_host(state, engine, upserts=[b1_new], filters=filters, interface_exists_fn=exists)
+    rebind = binding_store.sync_host(state, engine, upserts=[b1_new], filters=filters, interface_exists_fn=_exists)
     assert rebind.updated == ('vnet1',) and rebind.interfaces_changed == ('vnet1',)
     assert [b.interface for b in rebind.bindings] == ['vnet0', 'vnet1', 'gone0']  # place kept
 
     only0 = binding_store.sync_host(state, engine, upserts=[b0], exclusive=True, filters=filters,
-                                    interface_exists_fn=exists)
+                                    interface_exists_fn=_exists)
     assert only0.removed == ('gone0', 'vnet1')
     assert 'libvirt-I-vnet1' not in kernels['ebtables'].tables['nat']
     assert [b.interface for b in binding_store.load_bindings(state)] == ['vnet0']
 
-    gone_all = binding_store.sync_host(state, engine, removals=['vnet0'], filters=filters, interface_exists_fn=exists)
+    gone_all = binding_store.sync_host(state, engine, removals=['vnet0'], filters=filters, interface_exists_fn=_exists)
     assert gone_all.removed == ('vnet0',)
     assert kernels['ebtables'].tables['nat'] == {'PREROUTING': [], 'OUTPUT': [], 'POSTROUTING': []}
     assert binding_store.load_bindings(state) == ()
@@ -155,11 +158,10 @@ def test_rebuild_filter_users(tmp_path):
     from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
     engine, kernels = make_engine(tmp_path)
     filters = _filters()
-    exists = lambda name: True  # noqa: E731
     b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
     b1 = binding_store.make_binding('vnet1', '52:54:00:00:00:02', 'no-mac-spoofing')
     b2 = binding_store.make_binding('vnet2', '52:54:00:00:00:03', 'allow-arp')
-    binding_store.sync_host(str(tmp_path), engine, upserts=[b0, b1, b2], filters=filters, interface_exists_fn=exists)
+    binding_store.sync_host(str(tmp_path), engine, upserts=[b0, b1, b2], filters=filters, interface_exists_fn=_exists)
     # Redefine no-mac-spoofing (used by clean-traffic through a filterref, and directly by vnet1).
     filters = dict(filters)
     filters['no-mac-spoofing'] = parse_filter(
@@ -167,7 +169,7 @@ def test_rebuild_filter_users(tmp_path):
         "<rule action='drop' direction='out' priority='500'><mac match='no' srcmacaddr='$MAC'/></rule>"
         "</filter>")
     rebuilt, result = binding_store.rebuild_filter_users(str(tmp_path), 'no-mac-spoofing', engine, filters=filters,
-                                                         interface_exists_fn=exists)
+                                                         interface_exists_fn=_exists)
     assert rebuilt == ('vnet0', 'vnet1')
     assert result.kernel_changed and set(result.interfaces_changed) == {'vnet0', 'vnet1'}
     assert 'vnet2' not in result.sync.plan.family('eb').restore_text
