@@ -394,24 +394,31 @@ def _chain_owner_map(compiled):
 
 
 def _changed_interfaces(plan, owners):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import NWFILTER_OWNERSHIP
+    """Interfaces whose own chains, or the hooks that jump to them, change in ``plan``."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_live import split_words, rule_target
     found = []
+
+    def note(interface):
+        if interface and interface not in found:
+            found.append(interface)
+
     for fam in plan.families:
         for change in fam.chain_changes:
             interface = owners.get((fam.family, change.table, change.chain))
             if interface is None and change.action == 'delete':
-                interface = _interface_of_chain(fam.family, change.chain, NWFILTER_OWNERSHIP)
-            if interface and interface not in found:
-                found.append(interface)
+                interface = _interface_of_chain(fam.family, change.chain)
+            note(interface)
+        for hook in fam.hook_changes:
+            target = rule_target(split_words(hook.rule))
+            note(owners.get((fam.family, hook.table, target)) or _interface_of_chain(fam.family, target or ''))
     return tuple(found)
 
 
 _CHAIN_INTERFACE = (re.compile(r'^libvirt-[IOJP]-(.+)$'), re.compile(r'^(?:F[IOJP]|H[IJ])-(.+)$'))
 
 
-def _interface_of_chain(family, chain, ownership):
-    # Only root chains name the interface unambiguously (sub-chains append "-<name>").
-    del ownership
+def _interface_of_chain(family, chain):
+    """The interface a root chain is named after (sub-chains append "-<name>": ambiguous)."""
     for pattern in _CHAIN_INTERFACE:
         match = pattern.match(chain)
         if match and (family != 'eb' or chain.startswith('libvirt-')):

@@ -203,3 +203,15 @@ def test_compiled_cache_hits_and_invalidation(tmp_path):
 def fresh_key_differs(filters, binding, key, tmp_path):
     """A filter deep in the binding's tree changed: the key must change."""
     return binding_store.CompiledCache(str(tmp_path)).key(binding, filters) != key
+
+
+def test_hook_only_drift_names_the_interface(tmp_path):
+    engine, kernels = make_engine(tmp_path)
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+    b1 = binding_store.make_binding('vnet1', '52:54:00:00:00:02', 'clean-traffic', {'IP': '10.0.0.2'})
+    binding_store.sync_host(str(tmp_path), engine, upserts=[b0, b1], filters=_filters(), interface_exists_fn=_exists)
+    kernels['ebtables'].tables['nat']['POSTROUTING'].remove('-o vnet1 -j libvirt-O-vnet1')
+    result = binding_store.sync_host(str(tmp_path), engine, filters=_filters(), interface_exists_fn=_exists)
+    assert result.kernel_changed and not result.added
+    assert result.interfaces_changed == ('vnet1',)
+    assert kernels['ebtables'].tables['nat']['POSTROUTING'][-1] == '-o vnet1 -j libvirt-O-vnet1'
