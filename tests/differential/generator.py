@@ -13,8 +13,8 @@ validation, never at noise:
   with a negated protocol (the kernel refuses those);
 * ICMPv6 type/code on ``ipv6`` only with protocol icmpv6 (kernel check);
 * ``stp`` ``inout`` rules never have ``srcmacaddr`` (libvirt refuses);
-* ``ipset`` only together with ``ipsetflags`` and never on ``all``/``all-ipv6``
-  (libvirt silently drops it elsewhere; on ``all`` the set would have to exist);
+* ``ipset`` only together with ``ipsetflags``; on ``all``/``all-ipv6`` only the
+  sets the harness creates (elsewhere libvirt silently drops it);
 * ``dstipto`` never on ``-ipv6`` protocols (libvirt types it IPv4 everywhere);
 * vlan id < 4095; comments short;
 * variables that share an iterator have equal list lengths; a child filter's
@@ -325,9 +325,9 @@ class Generator:
         self._order_ranges(chosen)
         if 'ipset' in chosen:
             if proto in ('all', 'all-ipv6'):
-                del chosen['ipset']
-            else:
-                chosen['ipsetflags'] = self.rng.choice(('src', 'dst', 'src,dst', 'dst,src,src', 'SRC'))
+                # the sets the harness creates in both namespaces (oracle.IPSETS)
+                chosen['ipset'] = 'hnfset6' if proto == 'all-ipv6' else 'hnfset4'
+            chosen['ipsetflags'] = self.rng.choice(('src', 'dst', 'src,dst', 'dst,src,src', 'SRC'))
         if proto in ('ip', 'ipv6'):
             has_ports = any(p in chosen for p, dummy in _PORTS)
             has_icmp = any(t in chosen for t in ('type', 'typeend', 'code', 'codeend'))

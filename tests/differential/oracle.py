@@ -52,8 +52,12 @@ ORACLE = os.environ.get('HNF_LIBVIRT_ORACLE') or os.path.join(SHARED, 'tools', '
 ORACLE_STATE = '/run/libvirt-oracle'
 BRIDGE = 'br0'
 
+# ipsets that exist in both namespaces, so rules may match on them
+# (`-m set --match-set NAME` needs the set to exist when the rule is added).
+IPSETS = (('hnfset4', 'inet'), ('hnfset6', 'inet6'))
+
 RESTORE = {'eb': 'ebtables-restore', 'ip': 'iptables-restore', 'ip6': 'ip6tables-restore'}
-NEEDED_TOOLS = ('ip', 'ebtables-restore', 'iptables-restore', 'ip6tables-restore',
+NEEDED_TOOLS = ('ip', 'ipset', 'ebtables-restore', 'iptables-restore', 'ip6tables-restore',
                 'ebtables-save', 'iptables-save', 'ip6tables-save', 'nft')
 
 # Default chain priority by chain-name prefix, in libvirt's lookup order.
@@ -165,6 +169,10 @@ class LibvirtOracle:
             raise OracleUnavailable('libvirt-oracle start failed (libvirt not installable or not '
                                     'startable here): %s' % (done.stderr or done.stdout).strip()[-800:])
         self.started = True
+        for name, family in IPSETS:
+            done = _run(self._cmd('exec', 'ipset', 'create', name, 'hash:ip', 'family', family, '-exist'))
+            if done.returncode != 0:
+                raise HarnessError('ipset create %s in the oracle netns: %s' % (name, done.stderr.strip()))
 
     def stop(self):
         _run(self._cmd('stop'), timeout=300)
@@ -234,6 +242,11 @@ def make_netns(ns, interfaces):
     if done.returncode != 0:
         delete_netns(ns)
         raise HarnessError('creating links in %s: %s' % (ns, done.stderr.strip()))
+    for name, family in IPSETS:
+        done = _run(['ip', 'netns', 'exec', ns, 'ipset', 'create', name, 'hash:ip', 'family', family])
+        if done.returncode != 0:
+            delete_netns(ns)
+            raise HarnessError('ipset create %s in %s: %s' % (name, ns, done.stderr.strip()))
 
 
 def delete_netns(ns):

@@ -93,6 +93,12 @@ CASES = {
 <filter name='t'>
   <rule action='drop' direction='out'><tcp ipset='blocklist' ipsetflags='src,dst' dstportstart='22'/></rule>
 </filter>"""}, 't', {}),
+    'ipset-on-all': ({'t': """
+<filter name='t'>
+  <rule action='drop' direction='out'><all ipset='hnfset4' ipsetflags='src,dst'/></rule>
+  <rule action='accept' direction='in'><all-ipv6 ipset='hnfset6' ipsetflags='dst,src,src'/></rule>
+  <rule action='drop' direction='inout'><all ipset='hnfset4'/></rule>
+</filter>"""}, 't', {}),
     'ipv6-text-forms': ({'t': """
 <filter name='t'>
   <rule action='drop' direction='out'><tcp-ipv6 srcipaddr='::FFFF:10.1.2.3' dstipaddr='2001:DB8:0:0:0:0:0:1' dstipmask='64'/></rule>
