@@ -316,3 +316,26 @@ def test_ebtables_legacy_unsupported_is_reported(ns, tmp_path):
     with pytest.raises(CommandError) as info:
         engine.sync(_clean_traffic(1))
     assert "doesn't support the ebtables 'nat' table" in str(info.value)
+
+
+def test_coexists_with_virt_network_owner(ns, tmp_path):
+    """nwfilter and virt_network both hook FORWARD at positions 1..3: neither undoes the other."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_compile_iptables import private_ruleset
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_engine import NETWORK_OWNERSHIP
+    network = XtablesEngine(NETWORK_OWNERSHIP, backend='nft', state_dir=str(tmp_path / 'net'),
+                            runner=NsRunner(ns))
+    nwfilter = _with_iptables('vnet4')
+    network.sync(private_ruleset())
+    engine_in(ns, str(tmp_path / 'nwf')).sync(nwfilter)
+    forward = [l for l in dump(ns, 'ip').splitlines() if l.startswith('-A FORWARD')]
+    assert forward == ['-A FORWARD -j libvirt-in', '-A FORWARD -j libvirt-out', '-A FORWARD -j libvirt-in-post',
+                       '-A FORWARD -j LIBVIRT_FWX', '-A FORWARD -j LIBVIRT_FWI', '-A FORWARD -j LIBVIRT_FWO']
+    before = dumps(ns)
+    assert not XtablesEngine(NETWORK_OWNERSHIP, backend='nft', state_dir=str(tmp_path / 'net'),
+                             runner=NsRunner(ns)).sync(private_ruleset()).changed
+    assert not engine_in(ns, str(tmp_path / 'nwf')).sync(nwfilter).changed
+    assert dumps(ns) == before
+    # Removing all guest filters leaves the network's chains and jumps alone.
+    engine_in(ns, str(tmp_path / 'nwf')).sync(Ruleset())
+    forward = [l for l in dump(ns, 'ip').splitlines() if l.startswith('-A FORWARD')]
+    assert forward == ['-A FORWARD -j LIBVIRT_FWX', '-A FORWARD -j LIBVIRT_FWI', '-A FORWARD -j LIBVIRT_FWO']
