@@ -18,7 +18,8 @@ Layout (2-space indentation, single-quoted attributes):
 * inside a rule, one element with the attributes that are not negated, then one
   with ``match='no'`` and the negated ones (each only if it has attributes; a
   bare ``<proto/>`` when there are none), attributes in the protocol table order,
-  values normalised: numbers in decimal unless written in hex (``0x..``), the
+  values normalised: numbers in decimal unless written in hex (``0x..``; not
+  ``opcode``, always decimal), the
   symbolic name when one exists (protocolid, encap-protocol, opcode, protocol),
   MACs lower case, masks as prefix lengths, variables as ``$NAME``, ``$NAME[N]``,
   ``$NAME[@K]``;
@@ -32,6 +33,9 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilt
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import FilterRef, Rule
 
 _NUMERIC_KINDS = frozenset((P.UINT8, P.UINT16, P.UINT16_DEC, P.UINT32))
+# libvirt's ARP opcode printer writes a number without a name in decimal even
+# when it was entered in hex (checked against libvirt: opcode='0x36c8' -> '14024').
+_ALWAYS_DECIMAL = frozenset(('opcode',))
 
 # virBufferEscapeString's replacements (attribute values and text alike).
 _ESCAPES = (('&', '&amp;'), ('<', '&lt;'), ('>', '&gt;'), ("'", '&apos;'), ('"', '&quot;'))
@@ -53,7 +57,7 @@ def format_value(protocol, value):
         for name, number in (spec.names if spec is not None else ()):
             if number == value.number:
                 return name
-        return ('0x%x' if value.hex else '%d') % value.number
+        return ('0x%x' if value.hex and value.name not in _ALWAYS_DECIMAL else '%d') % value.number
     return value.text
 
 

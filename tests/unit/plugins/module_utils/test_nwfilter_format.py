@@ -102,6 +102,9 @@ def test_names_hex_and_booleans():
         "    <arp hwtype='0xab' opcode='Reply' gratuitous='true'/>"
     assert one_rule("<arp opcode='11' gratuitous='no'/>").splitlines()[1] == \
         "    <arp opcode='11' gratuitous='false'/>"
+    # an opcode without a name prints in decimal even when written in hex (libvirt's printer)
+    assert one_rule("<arp opcode='0x36c8' protocoltype='ff'/>").splitlines()[1] == \
+        "    <arp protocoltype='0xff' opcode='14024'/>"
     assert one_rule("<ip protocol='6'/>").splitlines()[1] == "    <ip protocol='tcp'/>"
     assert one_rule("<ip protocol='0x7'/>").splitlines()[1] == "    <ip protocol='0x7'/>"
     assert one_rule("<vlan vlanid='0x12' encap-protocol='2048'/>").splitlines()[1] == \
