@@ -420,7 +420,21 @@ class XtablesEngine:
         if rc != 0:
             raise CommandError('%s failed (rc=%d): %s' % (os.path.basename(backend.save[0]), rc, err.strip()),
                                backend.save, rc, err)
-        return parse_save(family, out)
+        tables = parse_save(family, out)
+        if family == 'eb' and backend.name == 'legacy':
+            self._check_ebtables_legacy(backend, tables)
+        return tables
+
+    def _check_ebtables_legacy(self, backend, tables):
+        """ebtables-legacy-save prints nothing (rc 0) for tables the kernel lacks; ask directly."""
+        tool = os.path.join(os.path.dirname(backend.save[0]), 'ebtables-legacy')
+        for table in self.ownership.tables('eb'):
+            if table in tables:
+                continue
+            rc, _out, err = self.runner.run([tool, '-t', table, '-L'], kind='read')
+            if rc != 0:
+                raise CommandError('ebtables backend legacy cannot be used: %s (this kernel has no legacy ebtables '
+                                   'support; use ebtables_backend: nft)' % err.strip(), (tool,), rc, err)
 
     # -- planning ---------------------------------------------------------------------------
     def plan(self, desired):

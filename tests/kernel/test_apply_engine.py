@@ -313,9 +313,12 @@ def test_ebtables_legacy_unsupported_is_reported(ns, tmp_path):
     probe = ns.run(['ebtables-legacy', '-t', 'nat', '-L'], check=False)
     if probe.returncode == 0:
         pytest.skip('this kernel supports ebtables-legacy nat')
-    with pytest.raises(CommandError) as info:
-        engine.sync(_clean_traffic(1))
-    assert "doesn't support the ebtables 'nat' table" in str(info.value)
+    for check_mode in (True, False):
+        with pytest.raises(CommandError) as info:
+            engine.sync(_clean_traffic(1), check_mode=check_mode)
+        assert "doesn't support the ebtables 'nat' table" in str(info.value)
+        assert 'use ebtables_backend: nft' in str(info.value)
+        assert engine.runner.writes() == []
 
 
 def test_coexists_with_virt_network_owner(ns, tmp_path):
