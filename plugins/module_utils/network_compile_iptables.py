@@ -183,13 +183,14 @@ def _per_ip(spec):
     return out
 
 
-def network_commands(spec):
+def network_commands(spec, checksum=True):
     """All insert commands for one network, in libvirt's issue order
-    (empty for ``open`` networks)."""
+    (empty for ``open`` networks). ``checksum=False`` leaves out the mangle
+    CHECKSUM rule (libvirt ignores its failure on kernels without the target)."""
     if not spec.has_rules:
         return ()
     out = _general_ipv4(spec) + _general_ipv6(spec) + _per_ip(spec)
-    if any(ip.dhcp for ip in spec.ipv4s):
+    if checksum and any(ip.dhcp for ip in spec.ipv4s):
         out.append(InsertCommand('ip', 'mangle', 'LIBVIRT_PRT',
                                  ('--out-interface', spec.bridge, '--protocol', 'udp', '--destination-port', '68',
                                   '--jump', 'CHECKSUM', '--checksum-fill'), ignore_errors=True))
@@ -217,7 +218,7 @@ def private_ruleset():
     return Ruleset(tuple(tables))
 
 
-def compile_ruleset(specs):
+def compile_ruleset(specs, checksum=True):
     """Ruleset for networks started in the order given (oldest first).
 
     Empty when no network has rules. Rules of later networks sit above those
@@ -225,7 +226,7 @@ def compile_ruleset(specs):
     """
     commands = []
     for spec in specs:
-        commands.extend(network_commands(spec))
+        commands.extend(network_commands(spec, checksum))
     if not any(spec.has_rules for spec in specs):
         return Ruleset()
     contents = {}

@@ -141,7 +141,13 @@ def _run_locked(request, runner, out):
     desired_specs_nft = [n.spec for n in desired if n.backend == 'nftables']
 
     # firewall rules: iptables layout through the shared engine
-    desired_xt = network_compile_iptables.compile_ruleset(desired_specs_xt)
+    checksum = True
+    if any(ip.dhcp for s in desired_specs_xt if s.has_rules for ip in s.ipv4s):
+        checksum = network_host.xt_checksum_supported(runner)
+        if not checksum:
+            out.warnings.append('the kernel has no iptables CHECKSUM target: the DHCP checksum rule libvirt '
+                                'adds to mangle LIBVIRT_PRT is left out (libvirt ignores its failure too)')
+    desired_xt = network_compile_iptables.compile_ruleset(desired_specs_xt, checksum)
     xt_engine = None
     xt_plan = None
     if _xt_needed(desired_xt):
@@ -172,7 +178,7 @@ def _run_locked(request, runner, out):
     # tc checksum filter (nftables layout)
     tc_plans = []
     if request.state == 'present' and entry.backend == 'nftables' and spec.has_rules:
-        if network_host.tc_checksum_supported():
+        if network_host.tc_checksum_supported(runner):
             tc_plans.append(network_host.plan_tc_checksum(runner, spec.bridge, network_host.link_exists(spec.bridge)))
         else:
             out.warnings.append('the kernel has no act_csum tc action (or tc is missing): the DHCP checksum '

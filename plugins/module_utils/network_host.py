@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import NetworkSpecError
 
@@ -192,22 +193,50 @@ def apply_forwarding(changes):
 
 # --------------------------------------------------------------------------- tc checksum
 
-def tc_checksum_supported():
-    """libvirt's nftables backend fixes DHCP reply checksums with a tc ``csum``
-    action; it needs ``tc`` and the kernel's act_csum (module or built in)."""
-    if find_tool('tc') is None:
-        return False
-    if os.path.isdir('/sys/module/act_csum'):
-        return True
-    release = os.uname().release
-    for name in ('modules.builtin', 'modules.dep'):
-        try:
-            with open(os.path.join('/lib/modules', release, name)) as handle:
-                if any('/act_csum.ko' in line.split(':', 1)[0] for line in handle):
-                    return True
-        except OSError:
-            continue
-    return False
+# Runs in a child Python: unshare(CLONE_NEWNET), then the given commands there;
+# exit 0 only if all of them succeed. The namespace goes away with the child.
+_PROBE_CODE = r'''
+import ctypes, json, os, subprocess, sys
+commands = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x40000000) != 0:
+    sys.stderr.write("unshare(CLONE_NEWNET) failed: %s\n" % os.strerror(ctypes.get_errno()))
+    sys.exit(3)
+for argv in commands:
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        sys.exit(4)
+'''
+
+
+def probe(runner, commands):
+    """True when every command (argv lists, tools resolved here) succeeds in a
+    throwaway network namespace: a kernel feature test that cannot touch the host."""
+    resolved = []
+    for argv in commands:
+        tool = find_tool(argv[0])
+        if tool is None:
+            return False
+        resolved.append([tool] + list(argv[1:]))
+    rc, _out, _err = runner.run([sys.executable, '-c', _PROBE_CODE, json.dumps(resolved)], check=False)
+    return rc == 0
+
+
+def tc_checksum_supported(runner):
+    """libvirt's nftables layout fixes DHCP reply checksums with a tc ``csum``
+    action on the bridge; kernels without act_csum cannot load it."""
+    return probe(runner, [
+        ['ip', 'link', 'add', 'hnfprobe0', 'type', 'bridge'],
+        ['tc', 'qdisc', 'add', 'dev', 'hnfprobe0', 'root', 'handle', '1:', 'htb', 'default', '2'],
+        list(_tc_filter('hnfprobe0', 'add')),
+    ])
+
+
+def xt_checksum_supported(runner):
+    """Whether the iptables CHECKSUM target loads (libvirt ignores its failure)."""
+    return probe(runner, [['iptables', '-w', '-t', 'mangle', '-A', 'POSTROUTING', '-p', 'udp',
+                           '-j', 'CHECKSUM', '--checksum-fill']])
 
 
 def _tc_filter(bridge, verb):
