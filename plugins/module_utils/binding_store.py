@@ -440,7 +440,8 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
     """
     from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
     from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import SyncResult, plan_diff
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+        FamilyPlan, Plan, SyncResult, plan_diff)
 
     if interface_exists_fn is None:
         interface_exists_fn = interface_exists
@@ -494,13 +495,26 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         # Bindings given now are compiled even when their interface is missing: bad input fails here.
         active_names = set(b.interface for b in active)
         compile_bindings([b for b in upserts if b.interface not in active_names], filters, compiled_cache)
-        compiled = compile_bindings(active, filters, compiled_cache)
-        desired = merge_rulesets([ruleset for _b, ruleset in compiled])
-        plan = engine.plan(desired)
+
+        live_texts = engine.read_texts()  # the one read of the live state
+        verified = VerifiedState(state_dir, engine.ownership.name)
+        desired_key = _desired_key(active, filters, compiled_cache, engine)
+        live_digest = engine.live_digest(live_texts)
         writes_before = len(engine.runner.writes())
+        if verified.matches(desired_key, live_digest):
+            # Byte-identical live state and identical desired state as a run that found
+            # nothing to change: skip compiling, merging and diffing (the no-op fast path).
+            compiled = []
+            plan = Plan(tuple(FamilyPlan(f, engine.backends[f].name) for f in engine.ownership.families()))
+        else:
+            compiled = compile_bindings(active, filters, compiled_cache)
+            desired = merge_rulesets([ruleset for _b, ruleset in compiled])
+            plan = engine.plan(desired, live_texts)
         if not check_mode:
             if plan.changed:
                 engine.apply(plan)
+            else:
+                verified.record(desired_key, live_digest)
             if added or updated or removed:
                 save_bindings(state_dir, final)
             engine.cache.save()
@@ -513,6 +527,53 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
             bindings=final, added=tuple(added), updated=tuple(updated), removed=tuple(removed),
             skipped=tuple(skipped), interfaces_changed=_changed_interfaces(plan, _chain_owner_map(compiled)),
             sync=sync, warnings=tuple(warnings))
+
+
+def _desired_key(active, filters, compiled_cache, engine):
+    """Digest of everything the desired rules depend on: bindings applied (in order) and their filter trees."""
+    hasher = hashlib.sha256(repr((engine.ownership.name, sorted(
+        (f, b.tool_id) for f, b in engine.backends.items()))).encode('utf-8'))
+    for binding in active:
+        hasher.update(compiled_cache.key(binding, filters).encode('ascii'))
+    return hasher.hexdigest()
+
+
+class VerifiedState:
+    """The last (desired state, live dump) pair a real run found to need no change.
+
+    Kept in ``state_dir/cache/verified-<owner>.json``.  When both digests
+    match again, the live rules are byte-identical to rules already verified
+    against the same desired rules, so the diff is skipped.  Any difference
+    (a drift, an admin rule, a new binding) just takes the full path.
+    """
+
+    def __init__(self, state_dir, owner):
+        self.path = os.path.join(state_dir, 'cache', 'verified-%s.json' % owner) if state_dir else None
+        self.data = {}
+        if self.path and os.path.exists(self.path):
+            try:
+                with open(self.path, encoding='utf-8') as handle:
+                    self.data = json.load(handle)
+            except (OSError, ValueError):
+                self.data = {}
+
+    def matches(self, desired_key, live_digest):
+        return bool(self.data) and self.data.get('desired') == desired_key and self.data.get('live') == live_digest
+
+    def record(self, desired_key, live_digest):
+        if not self.path or self.matches(desired_key, live_digest):
+            return
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix='.verified-', dir=directory)
+        try:
+            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+                json.dump({'desired': desired_key, 'live': live_digest}, handle)
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def rebuild_filter_users(state_dir, filter_name, engine, filters=None, check_mode=False, **kwargs):

@@ -107,6 +107,9 @@ _NWFILTER_EB = r'(libvirt-[IOJP]-|[IOJP]-).+'
 _NWFILTER_IP = r'libvirt-(in|out|in-post|host-in)|(F[IOJP]|H[IJ])-.+'
 
 
+_COUNTERS = re.compile(r'\s*\[\d+:\d+\]\s*$')
+
+
 class ApplyError(NetfilterError):
     """The desired ruleset cannot be applied as given (nothing was changed)."""
 
@@ -413,14 +416,44 @@ class XtablesEngine:
                         render_rule(hook.args), hook.position))
 
     # -- reading ----------------------------------------------------------------------------
-    def read_live(self, family):
-        """``{table: SavedTable}`` from one ``*-save`` of ``family``."""
+    def read_text(self, family):
+        """The raw ``*-save`` text of ``family`` (one call, stdout only)."""
         backend = self.backends[family]
         rc, out, err = self.runner.run(list(backend.save), kind='read')
         if rc != 0:
             raise CommandError('%s failed (rc=%d): %s' % (os.path.basename(backend.save[0]), rc, err.strip()),
                                backend.save, rc, err)
-        tables = parse_save(family, out)
+        return out
+
+    def read_texts(self):
+        """``{family: save text}`` for every family we own tables in."""
+        return dict((family, self.read_text(family)) for family in self.ownership.families())
+
+    def live_digest(self, texts):
+        """Digest of the live state as read (comments and counters left out).
+
+        Equal digests mean byte-identical dumps of every family: a caller that
+        saw the same digest with the same desired state before, and found
+        nothing to change then, need not diff again (see binding_store.sync_host).
+        """
+        hasher = hashlib.sha256()
+        for family in sorted(texts):
+            hasher.update(('\0%s\0%s\0' % (family, self.backends[family].tool_id)).encode('utf-8'))
+            for line in texts[family].split('\n'):
+                if line.startswith('#'):
+                    continue
+                if line.startswith(':'):
+                    line = _COUNTERS.sub('', line)
+                hasher.update(line.encode('utf-8'))
+                hasher.update(b'\n')
+        return hasher.hexdigest()
+
+    def read_live(self, family, text=None):
+        """``{table: SavedTable}`` from one ``*-save`` of ``family`` (or its given text)."""
+        backend = self.backends[family]
+        if text is None:
+            text = self.read_text(family)
+        tables = parse_save(family, text)
         if family == 'eb' and backend.name == 'legacy':
             self._check_ebtables_legacy(backend, tables)
         return tables
@@ -437,21 +470,23 @@ class XtablesEngine:
                                    'support; use ebtables_backend: nft)' % err.strip(), (tool,), rc, err)
 
     # -- planning ---------------------------------------------------------------------------
-    def plan(self, desired):
+    def plan(self, desired, live_texts=None):
+        """Diff ``desired`` against the live state (read now, or ``live_texts`` from :meth:`read_texts`)."""
         self._validate(desired)
         families = []
         warmups = []
         for family in self.ownership.families():
-            family_plan, warmup = self._plan_family(family, desired)
+            text = live_texts.get(family) if live_texts else None
+            family_plan, warmup = self._plan_family(family, desired, text)
             families.append(family_plan)
             if warmup:
                 warmups.append(warmup)
         return Plan(tuple(families), tuple(warmups))
 
-    def _plan_family(self, family, desired):
+    def _plan_family(self, family, desired, text=None):
         backend = self.backends[family]
         tool_id = backend.tool_id
-        live = self.read_live(family)
+        live = self.read_live(family, text)
         works = [_TableWork(family, table, tool_id, desired.table(family, table), live.get(table), self.ownership)
                  for table in self.ownership.tables(family)]
 

@@ -215,3 +215,38 @@ def test_hook_only_drift_names_the_interface(tmp_path):
     assert result.kernel_changed and not result.added
     assert result.interfaces_changed == ('vnet1',)
     assert kernels['ebtables'].tables['nat']['POSTROUTING'][-1] == '-o vnet1 -j libvirt-O-vnet1'
+
+
+def test_verified_noop_fast_path_and_drift_still_found(tmp_path):
+    engine, kernels = make_engine(tmp_path)
+    planned = []
+    real_plan = engine.plan
+
+    def counting_plan(desired, live_texts=None):
+        planned.append(1)
+        return real_plan(desired, live_texts)
+
+    engine.plan = counting_plan
+    state = str(tmp_path)
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+
+    def run(check_mode=False, upserts=(b0,)):
+        engine.runner.calls = []
+        return binding_store.sync_host(state, engine, upserts=list(upserts), filters=_filters(),
+                                       interface_exists_fn=_exists, check_mode=check_mode)
+
+    assert run().kernel_changed and len(planned) == 1
+    assert not run().changed and len(planned) == 2  # full diff, found nothing: state recorded
+    third = run()
+    assert not third.changed and len(planned) == 2  # fast path: no compile, no diff
+    assert [k for k, _a in engine.runner.calls] == ['read', 'read', 'read']
+    # Drift after the recorded state is found in check mode and repaired.
+    kernels['ebtables'].tables['nat']['I-vnet0-mac'] = []
+    check = run(check_mode=True)
+    assert check.kernel_changed and check.sync.writes == () and len(planned) == 3
+    assert run().kernel_changed
+    assert kernels['ebtables'].tables['nat']['I-vnet0-mac'] == ['-s 52:54:00:00:00:01 -j RETURN', '-j DROP']
+    # Another parameter (same store otherwise) is never served by the fast path.
+    b0_new = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.7'})
+    assert not run().changed
+    assert run(upserts=[b0_new]).kernel_changed
