@@ -18,7 +18,7 @@ import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_ebtables as EB
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_iptables as XT
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError, ResolveError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import (
     filter_tree, instances, normalise_parameters, resolve)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import IllegalValue, parse_mac
@@ -31,6 +31,8 @@ BASE_CHAINS = ('libvirt-in', 'libvirt-out', 'libvirt-in-post', 'libvirt-host-in'
 BASE_HOOKS = (('FORWARD', 'libvirt-in', 1), ('FORWARD', 'libvirt-out', 2), ('FORWARD', 'libvirt-in-post', 3),
               ('INPUT', 'libvirt-host-in', 1))
 FROM_GUEST, TO_GUEST = 'I', 'O'
+# ebtables-nft 1.8 refuses longer chain names (its message says "under 29 chars").
+EB_MAX_CHAIN_NAME = 28
 # Bump when the compiler's output for the same input changes (invalidates cached compilations).
 COMPILER_VERSION = 1
 
@@ -85,6 +87,12 @@ def _ebtables_table(interface, eth_rules):
     def create_subchain(key):
         direction, name = key
         chain_name = eb_sub_chain(interface, direction, name)
+        if len(chain_name) > EB_MAX_CHAIN_NAME:
+            # libvirt fails half way here; we refuse before touching the host.
+            raise ResolveError("ebtables chain name '%s' is too long (%d characters, ebtables-nft allows %d): "
+                               "with interface '%s' the filter chain name may have at most %d characters"
+                               % (chain_name, len(chain_name), EB_MAX_CHAIN_NAME, interface,
+                                  EB_MAX_CHAIN_NAME - 3 - len(interface)), attribute='chain', value=name)
         chains[chain_name] = []
         chains[eb_root_chain(interface, direction)].append(EB.subchain_jump_match(name) + ('-j', chain_name))
 

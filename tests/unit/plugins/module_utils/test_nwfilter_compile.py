@@ -158,3 +158,13 @@ def test_vlan_id_4095_refused_at_compile_time():
     assert chain(rs, 'eb', 'libvirt-I-vnet3') == ['-p 0x8100 --vlan-id 4094 -j ACCEPT']
     with pytest.raises(ResolveError, match='vlanid'):
         compile_one("<rule action='accept' direction='out'><vlan vlanid='0xfff'/></rule>")
+
+
+def test_too_long_ebtables_subchain_name_refused():
+    # differential FINDINGS F4: ebtables-nft allows 28 characters.
+    docs = ["<filter name='t'><filterref filter='long'/></filter>",
+            "<filter name='long' chain='ipv4-abcdefg'><rule action='drop' direction='out'><ip/></rule></filter>"]
+    flts = dict((f.name, f) for f in (parse_filter(d) for d in docs))
+    with pytest.raises(ResolveError, match='at most 10 characters'):
+        compile_binding('edgeinterface06', MAC, 't', {}, flts)
+    assert compile_binding('edgeinterfac', MAC, 't', {}, flts).table('eb', 'nat').chain('I-edgeinterfac-ipv4-abcdefg')
