@@ -24,6 +24,14 @@ CASES = {
 <filter name='t'>
   <rule action='drop' direction='out'><all dstipaddr='$V4A'/><all dstipaddr='10.0.0.1'/></rule>
 </filter>"""}, 't', {'V4A': ['1.1.1.1', '2.2.2.2', '3.3.3.3']}),
+    # F5: libvirt ignores a variable state (default conntrack, all copies)
+    'variable-state-is-ignored': ({'t': """
+<filter name='t'>
+  <rule action='accept' direction='out'><tcp dstportstart='22' state='$S'/></rule>
+  <rule action='accept' direction='in'><udp dstportstart='53' state='$S'/></rule>
+  <rule action='accept' direction='inout'><tcp dstportstart='25' state='$S'/></rule>
+  <rule action='drop' direction='out'><tcp dstportstart='23' state='$S'/></rule>
+</filter>"""}, 't', {'S': 'NEW'}),
     'iterators-and-indexes': ({'t': """
 <filter name='t'>
   <rule action='accept' direction='out' priority='100'>

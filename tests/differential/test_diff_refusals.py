@@ -27,6 +27,9 @@ REFUSED = {
         {'A': ['1.1.1.1', '2.2.2.2', '3.3.3.3'], 'P': ['80', '90']}),
     'list-index-out-of-range': (_one("<rule action='drop' direction='out'><all dstipaddr='$A[5]'/></rule>"),
                                 {'A': ['1.1.1.1', '2.2.2.2']}),
+    # F6, F7: libvirt cannot use variables in these attributes
+    'variable-comment': (_one("<rule action='drop' direction='out'><tcp comment='$D'/></rule>"), {'D': '5'}),
+    'variable-tcp-flags': (_one("<rule action='return' direction='out'><tcp flags='$F'/></rule>"), {'F': 'SYN/ALL'}),
     'reference-loop': ({'t': "<filter name='t'><filterref filter='loop-a'/></filter>",
                         'loop-a': "<filter name='loop-a'><filterref filter='loop-b'/></filter>",
                         'loop-b': "<filter name='loop-b'><filterref filter='loop-a'/></filter>"}, {}),
