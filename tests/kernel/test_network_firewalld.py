@@ -53,7 +53,7 @@ class PrivateFirewalld:
     def start(self):
         etc = os.path.join(self.dir, 'etc')
         for sub in ('zones', 'policies', 'services', 'icmptypes', 'ipsets', 'helpers'):
-            os.makedirs(os.path.join(etc, sub))
+            os.makedirs(os.path.join(etc, sub), exist_ok=True)  # zones/policies may be preloaded
         with open(os.path.join(etc, 'firewalld.conf'), 'w') as handle:
             handle.write(FIREWALLD_CONF)
         conf = os.path.join(self.dir, 'bus.conf')
@@ -198,3 +198,73 @@ def test_zone_without_firewalld_is_an_error(tmp_path):
                             ipv4={'address': '10.75.0.1/24'})
         assert 'zone' not in result
         assert not any('firewalld' in change for change in result['changes'])
+
+
+REFERENCE_FIREWALLD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))),
+                                   '..', 'shared', 'reference', 'libvirt-11.3.0', 'firewalld')
+
+
+def _firewalld_effect(ns_tag, tmp_dir, preload_reference):
+    """Start firewalld (optionally with libvirt's own zone/policy files), put a NAT
+    and a routed network in with the module, return what firewalld made of it."""
+    with Netns(tag=ns_tag) as ns:
+        fw = PrivateFirewalld(ns, tmp_dir)
+        os.makedirs(tmp_dir)
+        if preload_reference:
+            etc = os.path.join(tmp_dir, 'etc')
+            for sub in ('zones', 'policies'):
+                os.makedirs(os.path.join(etc, sub))
+            for name in sorted(os.listdir(REFERENCE_FIREWALLD)):
+                base, kind = os.path.splitext(name)
+                target = os.path.join(etc, 'zones' if kind == '.zone' else 'policies', base + '.xml')
+                with open(os.path.join(REFERENCE_FIREWALLD, name)) as src, open(target, 'w') as dst:
+                    dst.write(src.read())
+        try:
+            fw.start()
+            state_dir = os.path.join(tmp_dir, 'state')
+            nat = run_module(ns, env=fw.env, name='n', bridge='virbr0', forward_mode='nat', state_dir=state_dir,
+                             ipv4={'address': '10.90.0.1/24'})
+            routed = run_module(ns, env=fw.env, name='r', bridge='virbr1', forward_mode='route',
+                                state_dir=state_dir, ipv4={'address': '10.91.0.1/24'})
+            defined = [c for c in nat['changes'] + routed['changes'] if c.startswith('firewalld: define')]
+            listing = {}
+            for zone in ('libvirt', 'libvirt-routed'):
+                listing[zone] = fw.cmd('--zone=' + zone, '--list-all').stdout
+            for policy in ('libvirt-routed-in', 'libvirt-routed-out', 'libvirt-to-host'):
+                listing[policy] = fw.cmd('--policy=' + policy, '--list-all').stdout
+            nft = _chains_sorted(ns.run(['nft', 'list', 'table', 'inet', 'firewalld']).stdout)
+            return defined, listing, nft
+        finally:
+            fw.stop()
+
+
+def _chains_sorted(listing):
+    """An nft table listing with its chain (and other object) blocks sorted by
+    name: firewalld creates chains of zones it learns later further down."""
+    blocks = []
+    for line in listing.splitlines():
+        if line.startswith('\t') and not line.startswith('\t\t') and line.rstrip().endswith('{'):
+            blocks.append([line])
+        elif blocks and blocks[-1][-1] != '\t}':
+            blocks[-1].append(line)
+    return '\n'.join('\n'.join(block) for block in sorted(blocks, key=lambda b: b[0]))
+
+
+def test_our_zone_definitions_act_like_libvirts_files(tmp_path):
+    """firewalld with libvirt's own zone/policy files vs. firewalld with the
+    definitions this module writes: same zone/policy settings, same nft rules."""
+    require_kernel()
+    missing = missing_tools('firewalld', 'firewall-cmd', 'dbus-daemon')
+    if missing:
+        pytest.skip('firewalld tests need %s' % ', '.join(missing))
+    if not os.path.isdir(REFERENCE_FIREWALLD):
+        pytest.skip('libvirt reference firewalld files not found at %s (../shared is absent)' % REFERENCE_FIREWALLD)
+    ref_defined, ref_listing, ref_nft = _firewalld_effect('fwref', str(tmp_path / 'ref'), True)
+    our_defined, our_listing, our_nft = _firewalld_effect('fwour', str(tmp_path / 'our'), False)
+    assert ref_defined == []  # libvirt's files were there: nothing to define
+    assert sorted(our_defined) == ['firewalld: define libvirt', 'firewalld: define libvirt-routed',
+                                   'firewalld: define libvirt-routed-in', 'firewalld: define libvirt-routed-out',
+                                   'firewalld: define libvirt-to-host']
+    assert our_listing == ref_listing
+    assert 'iifname "virbr0" goto filter_IN_libvirt' in our_nft
+    assert our_nft == ref_nft
