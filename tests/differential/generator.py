@@ -39,6 +39,8 @@ BINDING_VARIABLES = {
     'PA': ('port', ['80', '443', '8080']),
     'PB': ('port', ['22', '53']),
     'MACS': ('mac', ['52:54:00:00:00:01', '52:54:00:00:00:02']),
+    'N': ('small', ['5', '7']),  # fits every numeric attribute it is used for
+    'ST': ('state', ['NEW', 'ESTABLISHED']),
     'DHCPSERVER': ('ipv4', ['10.20.0.254']),
     'GATEWAY_MAC': ('mac', ['52:54:00:00:00:fe']),
 }
@@ -62,7 +64,8 @@ CHAIN_POOL = {
 
 ETHERNET = ('mac', 'vlan', 'stp', 'arp', 'rarp', 'ip', 'ipv6')
 IP4_LAYER = ('tcp', 'udp', 'udplite', 'sctp', 'icmp', 'igmp', 'esp', 'ah', 'all')
-IP6_LAYER = ('tcp-ipv6', 'udp-ipv6', 'udplite-ipv6', 'sctp-ipv6', 'esp-ipv6', 'ah-ipv6', 'all-ipv6', 'icmpv6')
+# ah-ipv6 is left out: ip6tables refuses '-p ah' ("never matched protocol"), on both sides
+IP6_LAYER = ('tcp-ipv6', 'udp-ipv6', 'udplite-ipv6', 'sctp-ipv6', 'esp-ipv6', 'all-ipv6', 'icmpv6')
 ACTIONS = ('accept', 'drop', 'reject', 'return', 'continue')
 BUILTIN_REFS = ('allow-arp', 'allow-dhcp', 'allow-ipv4', 'allow-incoming-ipv6', 'no-mac-spoofing',
                 'no-ip-spoofing', 'no-arp-spoofing', 'no-mac-broadcast', 'no-ip-multicast',
@@ -132,7 +135,9 @@ def protocol_attrs(proto):
 # Attributes whose value may be a variable, and the variable kind they take.
 VARIABLE_ATTRS = {'srcmacaddr': 'mac', 'dstmacaddr': 'mac', 'arpsrcmacaddr': 'mac', 'arpdstmacaddr': 'mac',
                   'srcipaddr': None, 'dstipaddr': None, 'srcipfrom': None, 'arpsrcipaddr': 'ipv4',
-                  'arpdstipaddr': 'ipv4', 'srcportstart': 'port', 'dstportstart': 'port'}
+                  'arpdstipaddr': 'ipv4', 'srcportstart': 'port', 'dstportstart': 'port',
+                  'dscp': 'small', 'connlimit-above': 'small', 'vlanid': 'small', 'opcode': 'small',
+                  'hwtype': 'small', 'type': 'small', 'code': 'small', 'option': 'small', 'state': 'state'}
 
 
 # (start, end) attribute pairs that form a range.
@@ -157,9 +162,13 @@ class Case:
     top: str  # name of the filter bound to the NIC
     filters: dict  # name -> XML text (top and its private children)
 
+    mac_parameter: str = ''  # a MAC parameter that overrides the NIC's MAC for $MAC
+
     def parameters(self):
         params = {name: (values if len(values) > 1 else values[0])
                   for name, (dummy, values) in BINDING_VARIABLES.items()}
+        if self.mac_parameter:
+            params['MAC'] = self.mac_parameter
         return params
 
     def describe(self):
@@ -452,6 +461,9 @@ class Generator:
             texts[name] = self.filter(name, chain, later, child=True)
             children.append(name)
         top = '%s-top' % prefix
-        texts[top] = self.filter(top, None, children, child=False)
+        # the bound filter itself may live in a sub-chain
+        top_chain = self.rng.choice(list(CHAIN_POOL)) if self.chance(0.1) else None
+        texts[top] = self.filter(top, top_chain, children, child=False)
         mac = '52:54:00:%02x:%02x:%02x' % (0x30, index // 256, index % 256)
-        return Case(index, 'rd%03d' % index, mac, top, texts)
+        mac_parameter = '52:54:00:ee:%02x:%02x' % (index // 256, index % 256) if self.chance(0.1) else ''
+        return Case(index, 'rd%03d' % index, mac, top, texts, mac_parameter)
