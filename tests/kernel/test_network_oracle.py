@@ -49,6 +49,23 @@ ROUTED_DUAL_XML = '''<network>
 </network>
 '''
 
+SNAT_XML = '''<network>
+  <name>oracle-snat</name>
+  <forward mode='nat'>
+    <nat>
+      <address start='198.51.100.10' end='198.51.100.20'/>
+      <port start='20000' end='30000'/>
+    </nat>
+  </forward>
+  <bridge name='virbr7' stp='on' delay='0'/>
+  <ip address='192.168.157.1' netmask='255.255.255.0'>
+    <tftp root='/tmp'/>
+    <dhcp><range start='192.168.157.2' end='192.168.157.254'/></dhcp>
+  </ip>
+  <ip address='192.168.158.1' prefix='24'/>
+</network>
+'''
+
 _CHAIN_COUNTERS = re.compile(r'\s*\[\d+:\d+\]\s*$')
 
 
@@ -112,7 +129,8 @@ def _our_dump(xml_path, state_dir):
 
 def _cases(tmp_dir):
     cases = [(name, os.path.join(EXAMPLES, name + '.xml')) for name in ('nat', 'routed', 'isolated')]
-    for name, text in (('nat-ipv4-ipv6', DUAL_STACK_XML), ('routed-ipv4-ipv6', ROUTED_DUAL_XML)):
+    for name, text in (('nat-ipv4-ipv6', DUAL_STACK_XML), ('routed-ipv4-ipv6', ROUTED_DUAL_XML),
+                       ('snat-ports-tftp', SNAT_XML)):
         path = os.path.join(tmp_dir, name + '.xml')
         with open(path, 'w') as handle:
             handle.write(text)
@@ -120,7 +138,8 @@ def _cases(tmp_dir):
     return cases
 
 
-@pytest.mark.parametrize('case', ['nat', 'routed', 'isolated', 'nat-ipv4-ipv6', 'routed-ipv4-ipv6'])
+@pytest.mark.parametrize('case', ['nat', 'routed', 'isolated', 'nat-ipv4-ipv6', 'routed-ipv4-ipv6',
+                                  'snat-ports-tftp'])
 def test_same_rules_as_live_libvirt(case, tmp_path):
     require_kernel()
     reason = _oracle_skip_reason()

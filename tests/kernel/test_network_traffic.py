@@ -31,6 +31,7 @@ UPSTREAM = '203.0.113.2'
 _SERVER = r'''
 import socket, sys
 host, port, proto, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+with_port = len(sys.argv) > 5
 kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
 s = socket.socket(socket.AF_INET, kind)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -48,7 +49,7 @@ try:
         else:
             data, addr = s.recvfrom(512)
             s.sendto(b"hello", addr)
-        print(addr[0], flush=True)
+        print("%s:%d" % (addr[0], addr[1]) if with_port else addr[0], flush=True)
 except socket.timeout:
     pass
 '''
@@ -79,9 +80,10 @@ except OSError as exc:
 class Server:
     """A socket server in a namespace; ``peers()`` lists the addresses it served."""
 
-    def __init__(self, ns, host, port, proto='tcp', timeout=20):
+    def __init__(self, ns, host, port, proto='tcp', timeout=20, with_port=False):
         import subprocess
-        self.proc = ns.popen([sys.executable, '-c', _SERVER, host, str(port), proto, str(timeout)],
+        argv = [sys.executable, '-c', _SERVER, host, str(port), proto, str(timeout)] + (['port'] if with_port else [])
+        self.proc = ns.popen(argv,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         assert self.proc.stdout.readline().strip() == 'ready'
 
@@ -146,8 +148,8 @@ class Lab:
             guest.ip('route', 'add', 'default', 'via', '%s.%d' % (subnet, gateway_suffix))
         time.sleep(0.2)  # bridge ports forwarding (stp off, delay 0)
 
-    def server(self, ns, host, port, proto='tcp'):
-        server = Server(ns, host, port, proto)
+    def server(self, ns, host, port, proto='tcp', with_port=False):
+        server = Server(ns, host, port, proto, with_port=with_port)
         self.servers.append(server)
         return server
 
@@ -253,3 +255,20 @@ def test_absent_takes_the_network_off_the_wire(lab, tmp_path, backend):
     # no masquerading any more: the reply has no way back
     assert connect(lab.guests[0], UPSTREAM, 8080) == 'timeout'
     assert server.peers() == [UPSTREAM_HOST]
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_snat_address_and_port_range(lab, tmp_path, backend):
+    run_module(lab.host, name='snat', bridge='virbrs', forward_mode='nat', firewall_backend=backend,
+               state_dir=str(tmp_path), ipv4={'address': '10.53.0.1/24'},
+               nat={'addresses': {'start': '198.51.100.7', 'end': '198.51.100.7'},
+                    'ports': {'start': 20000, 'end': 20009}})
+    lab.plug_guests('virbrs', '10.53.0')
+    # replies to the translated address go back through the host
+    lab.upstream.ip('route', 'add', '198.51.100.0/24', 'via', UPSTREAM_HOST)
+    server = lab.server(lab.upstream, UPSTREAM, 8080, with_port=True)
+    assert connect(lab.guests[0], UPSTREAM, 8080) == 'ok'
+    assert connect(lab.guests[1], UPSTREAM, 8080) == 'ok'
+    peers = server.peers()
+    assert [peer.split(':')[0] for peer in peers] == ['198.51.100.7', '198.51.100.7']
+    assert all(20000 <= int(peer.split(':')[1]) <= 20009 for peer in peers)
