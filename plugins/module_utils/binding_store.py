@@ -501,7 +501,8 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         desired_key = _desired_key(active, filters, compiled_cache, engine)
         live_digest = engine.live_digest(live_texts)
         writes_before = len(engine.runner.writes())
-        if verified.matches(desired_key, live_digest):
+        fast_path = verified.matches(desired_key, live_digest)
+        if fast_path:
             # Byte-identical live state and identical desired state as a run that found
             # nothing to change: skip compiling, merging and diffing (the no-op fast path).
             compiled = []
@@ -517,8 +518,10 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
                 verified.record(desired_key, live_digest)
             if added or updated or removed:
                 save_bindings(state_dir, final)
-            engine.cache.save()
-            compiled_cache.save()
+            if not fast_path:
+                # The caches keep what this run used: only a run that compiled and diffed knows.
+                engine.cache.save()
+                compiled_cache.save()
         sync = SyncResult(plan.changed, plan, tuple(plan_diff(plan)),
                           tuple(engine.runner.writes()[writes_before:]))
         return HostSyncResult(

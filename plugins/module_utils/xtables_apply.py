@@ -107,6 +107,7 @@ _NWFILTER_EB = r'(libvirt-[IOJP]-|[IOJP]-).+'
 _NWFILTER_IP = r'libvirt-(in|out|in-post|host-in)|(F[IOJP]|H[IJ])-.+'
 
 
+_COUNT_NAME = {'create': 'chains_created', 'replace': 'chains_replaced', 'delete': 'chains_deleted'}
 _COUNTERS = re.compile(r'\s*\[\d+:\d+\]\s*$')
 
 
@@ -209,7 +210,7 @@ class SyncResult:
             counts = {'chains_created': 0, 'chains_replaced': 0, 'chains_deleted': 0,
                       'hooks_added': 0, 'hooks_deleted': 0}
             for change in fam.chain_changes:
-                counts['chains_%sd' % change.action if change.action != 'create' else 'chains_created'] += 1
+                counts[_COUNT_NAME[change.action]] += 1
             for hook in fam.hook_changes:
                 counts['hooks_deleted' if hook.action == 'delete' else 'hooks_added'] += 1
             counts['backend'] = fam.backend

@@ -250,3 +250,13 @@ def test_verified_noop_fast_path_and_drift_still_found(tmp_path):
     b0_new = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.7'})
     assert not run().changed
     assert run(upserts=[b0_new]).kernel_changed
+
+
+def test_fast_path_keeps_the_caches(tmp_path):
+    engine, _kernels = make_engine(tmp_path)
+    b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
+    for _round in range(3):  # apply, verified no-op, fast-path no-op
+        binding_store.sync_host(str(tmp_path), engine, upserts=[b0], filters=_filters(), interface_exists_fn=_exists)
+    canonical = json.loads((tmp_path / 'cache' / 'canonical-nwfilter.json').read_text())
+    compiled = json.loads((tmp_path / 'cache' / 'compiled.json').read_text())
+    assert len(canonical['entries']) >= 9 and len(compiled['entries']) == 1
