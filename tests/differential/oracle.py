@@ -30,6 +30,9 @@ libvirt, on both sides alike:
 
 Nothing else is changed: rule order inside every chain, chain names, options
 and their spelling are compared exactly.
+
+Both namespaces also get the ipsets in ``IPSETS``, so rules matching on a set
+(``-m set``) can be loaded on either side.
 """
 
 from __future__ import annotations
@@ -172,6 +175,7 @@ class LibvirtOracle:
         for name, family in IPSETS:
             done = _run(self._cmd('exec', 'ipset', 'create', name, 'hash:ip', 'family', family, '-exist'))
             if done.returncode != 0:
+                self.stop()
                 raise HarnessError('ipset create %s in the oracle netns: %s' % (name, done.stderr.strip()))
 
     def stop(self):
