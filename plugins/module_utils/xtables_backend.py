@@ -151,14 +151,18 @@ class CommandRunner:
     test can assert that a no-op run wrote nothing.
     """
 
-    def __init__(self):
+    def __init__(self, timeout=900):
         self.calls = []
+        self.timeout = timeout
 
     def run(self, argv, data=None, kind='read'):
         self.calls.append((kind, tuple(argv)))
         try:
+            # UTF-8 whatever the locale (comments may hold any text); undecodable bytes survive.
             proc = subprocess.run(list(argv), input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  check=False, universal_newlines=True)
+                                  check=False, encoding='utf-8', errors='surrogateescape', timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise CommandError('%s did not finish within %d s' % (argv[0], self.timeout), argv) from exc
         except OSError as exc:
             raise CommandError('cannot run %s: %s' % (argv[0], exc), argv) from exc
         return proc.returncode, proc.stdout, proc.stderr
@@ -180,21 +184,20 @@ if libc.unshare(0x40000000) != 0:
 for name in spec["ipsets"]:
     # Rules with -m set need the set to exist (any type, right family) to load.
     made = subprocess.run([spec["ipset"], "create", name, "hash:ip", "family", spec["ipset_family"]],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if made.returncode != 0:
-        sys.stderr.write("ipset create %s: %s" % (name, made.stderr))
+        sys.stderr.buffer.write(b"ipset create " + name.encode() + b": " + made.stderr)
         sys.exit(6)
-data = sys.stdin.read()
-proc = subprocess.run(spec["restore"], input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                      universal_newlines=True)
+data = sys.stdin.buffer.read()
+proc = subprocess.run(spec["restore"], input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 if proc.returncode != 0:
-    sys.stderr.write(proc.stderr)
+    sys.stderr.buffer.write(proc.stderr)
     sys.exit(4)
-proc = subprocess.run(spec["save"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+proc = subprocess.run(spec["save"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 if proc.returncode != 0:
-    sys.stderr.write(proc.stderr)
+    sys.stderr.buffer.write(proc.stderr)
     sys.exit(5)
-sys.stdout.write(proc.stdout)
+sys.stdout.buffer.write(proc.stdout)
 '''
 
 
