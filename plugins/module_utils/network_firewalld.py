@@ -47,7 +47,7 @@ MIN_POLICY_VERSION = (0, 9, 0)
 
 
 class FirewalldError(NetworkSpecError):
-    pass
+    """firewalld cannot give the network its zone (not running, too old, zone missing)."""
 
 
 def _zone_definition(name):

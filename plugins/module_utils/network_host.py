@@ -17,14 +17,14 @@ import shutil
 import subprocess
 import sys
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import NetworkSpecError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
 
 _SBIN = ('/usr/sbin', '/sbin', '/usr/local/sbin', '/usr/bin', '/bin')
 SYS_NET = '/sys/class/net'
 PROC_SYS = '/proc/sys'
 
 
-class HostError(NetworkSpecError):
+class HostError(NetfilterError):
     """A host command failed; the message carries the tool's own error text."""
 
 

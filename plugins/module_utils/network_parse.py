@@ -16,6 +16,8 @@ import dataclasses
 import ipaddress
 import re
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+
 try:
     from lxml import etree
     HAS_LXML = True
@@ -37,7 +39,7 @@ _IFNAME = re.compile(r'^[A-Za-z0-9_.-]{1,15}$')
 _NET_NAME = re.compile(r'^[A-Za-z0-9_.+-]{1,64}$')
 
 
-class NetworkSpecError(ValueError):
+class NetworkSpecError(NetfilterError, ValueError):
     """Invalid network definition (the message says what and where)."""
 
 

@@ -42,7 +42,7 @@ class StoredNetwork:
 
 
 class StoreError(NetworkSpecError):
-    pass
+    """A stored network file is unreadable or malformed."""
 
 
 def _dir(state_dir):

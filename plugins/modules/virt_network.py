@@ -398,8 +398,6 @@ def main():
         module.fail_json(msg=missing_required_lib(str(exc)), exception=None)
     except NetfilterError as exc:
         module.fail_json(msg=str(exc), stderr=getattr(exc, 'stderr', None) or '')
-    except network_parse.NetworkSpecError as exc:
-        module.fail_json(msg=str(exc))
     for warning in outcome.warnings:
         module.warn(warning)
     result = dict(changed=outcome.changed, backend=outcome.backend, changes=outcome.changes,
