@@ -36,7 +36,7 @@ def test_store_round_trip_and_order(tmp_path):
     assert oct(os.stat(os.path.join(state_dir, 'networks')).st_mode & 0o777) == '0o700'
     network_store.remove(state_dir, 'a')
     assert [n.spec.name for n in network_store.load_all(state_dir)] == ['b']
-    assert [f for f in os.listdir(os.path.join(state_dir, 'networks'))] == ['b.json']  # no temp files left
+    assert os.listdir(os.path.join(state_dir, 'networks')) == ['b.json']  # no temp files left
 
 
 def test_store_rejects_damaged_files(tmp_path):
