@@ -30,7 +30,7 @@ import pytest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import (
     network_commands, network_compile_iptables, network_compile_nftables, network_parse)
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 VECTORS = os.path.join(os.path.dirname(REPO), 'shared', 'reference', 'libvirt-11.3.0', 'tests',
                        'networkxml2firewalldata')
 HAVE_VECTORS = os.path.isdir(VECTORS)
