@@ -264,10 +264,10 @@ rendered:
       description: ip6tables-restore text ('' if none).
       type: str
 timings:
-  description: Seconds spent planning (read and diff) and applying.
+  description: Seconds the module spent reading, diffing and applying (C(total)).
   returned: state is present or absent
   type: dict
-  sample: {plan: 0.05, apply: 0.02}
+  sample: {total: 0.07}
 '''
 
 import time
