@@ -100,10 +100,11 @@ CACHE_VERSION = 1
 FAMILY_LABEL = {'eb': 'ebtables', 'ip': 'iptables', 'ip6': 'ip6tables'}
 
 # libvirt's nwfilter objects: ebtables nat chains of a NIC (libvirt-I/O-<dev>,
-# I-/O-<dev>-<proto>, and the temporary J/P names of an interrupted swap) and
+# I-/O-<dev>-<chain>, and the temporary J/P names of an interrupted swap) and
 # the iptables/ip6tables filter chains FI/FO/HI-<dev> (FJ/FP/HJ temporary)
-# plus the shared libvirt-in/out/in-post/host-in chains.
-_NWFILTER_EB = r'(libvirt-[IOJP]-|[IOJP]-).+'
+# plus the shared libvirt-in/out/in-post/host-in chains.  Sub-chains always
+# have two dashes, so an admin's "I-accept" is not taken for ours.
+_NWFILTER_EB = r'libvirt-[IOJP]-.+|[IOJP]-.+-.+'
 _NWFILTER_IP = r'libvirt-(in|out|in-post|host-in)|(F[IOJP]|H[IJ])-.+'
 
 

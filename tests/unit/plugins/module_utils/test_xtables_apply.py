@@ -310,3 +310,24 @@ def test_summary_counts(tmp_path):
     assert summary['iptables']['chains_created'] == 2 and summary['iptables']['hooks_added'] == 1
     assert summary['ip6tables'] == {'chains_created': 0, 'chains_replaced': 0, 'chains_deleted': 0,
                                     'hooks_added': 0, 'hooks_deleted': 0, 'backend': 'nft'}
+
+
+@pytest.mark.parametrize('family, table, chain, owned', [
+    ('eb', 'nat', 'libvirt-I-vnet0', True),
+    ('eb', 'nat', 'libvirt-J-vnet0', True),
+    ('eb', 'nat', 'I-vnet0-mac', True),
+    ('eb', 'nat', 'O-tap-1-ipv4-ip', True),
+    ('eb', 'nat', 'I-accept', False),
+    ('eb', 'nat', 'PREROUTING', False),
+    ('eb', 'filter', 'libvirt-I-vnet0', False),
+    ('ip', 'filter', 'libvirt-in', True),
+    ('ip', 'filter', 'libvirt-in-post', True),
+    ('ip', 'filter', 'FI-vnet0', True),
+    ('ip', 'filter', 'HJ-vnet0', True),
+    ('ip', 'filter', 'LIBVIRT_FWX', False),
+    ('ip', 'filter', 'libvirt-inx', False),
+    ('ip', 'nat', 'FI-vnet0', False),
+    ('ip6', 'filter', 'FO-vnet0', True),
+])
+def test_nwfilter_ownership(family, table, chain, owned):
+    assert NWFILTER_OWNERSHIP.owns(family, table, chain) is owned
