@@ -96,6 +96,24 @@ def run(request, runner=None):
     return out
 
 
+def _xtables_backend(request, previous, others):
+    """One iptables variant (nft/legacy) for all networks of a host: the one
+    asked for, else the one the stored networks were applied with."""
+    stored = set(n.xtables_backend for n in others if n.backend == 'iptables' and n.xtables_backend != 'auto')
+    if previous is not None and previous.xtables_backend != 'auto':
+        stored.add(previous.xtables_backend)
+    if request.xtables_backend == 'auto':
+        return stored.pop() if len(stored) == 1 else 'auto'
+    if request.state == 'present':
+        conflicting = sorted(n.spec.name for n in others if n.backend == 'iptables'
+                             and n.xtables_backend not in ('auto', request.xtables_backend))
+        if conflicting:
+            raise NetworkSpecError('network %r: xtables_backend %s differs from the one of network(s) %s; all '
+                                   'networks of a host share one iptables variant'
+                                   % (request.name, request.xtables_backend, ', '.join(conflicting)))
+    return request.xtables_backend
+
+
 def _run_locked(request, runner, out):
     stored = network_store.load_all(request.state_dir)
     previous = next((n for n in stored if n.spec.name == request.name), None)
@@ -103,6 +121,7 @@ def _run_locked(request, runner, out):
     spec = request.spec
     host_plans = []
     entry = None
+    xtables_backend = _xtables_backend(request, previous, others)
     if request.state == 'present':
         check_no_overlap(spec, [n.spec for n in others])
         if spec.forward_dev and not network_host.link_exists(spec.forward_dev):
@@ -127,8 +146,10 @@ def _run_locked(request, runner, out):
                                    '(set create_bridge: true or create it first)' % (spec.name, spec.bridge))
         entry = network_store.StoredNetwork(
             spec=spec, backend=backend, seq=previous.seq if previous else network_store.next_seq(stored),
-            bridge_created=bridge_created, zone=previous.zone if previous else None)
-        desired = others + (entry,)
+            bridge_created=bridge_created, zone=previous.zone if previous else None,
+            xtables_backend=xtables_backend)
+        # libvirt's order: networks started earlier sit lower in the chains
+        desired = tuple(sorted(others + (entry,), key=lambda n: (n.seq, n.spec.name)))
         out.backend = backend
     else:
         desired = others
@@ -151,7 +172,7 @@ def _run_locked(request, runner, out):
     xt_engine = None
     xt_plan = None
     if _xt_needed(desired_xt):
-        xt_engine = XtablesEngine(NETWORK_OWNERSHIP, backend=request.xtables_backend,
+        xt_engine = XtablesEngine(NETWORK_OWNERSHIP, backend=xtables_backend,
                                   state_dir=request.state_dir)
         xt_plan = xt_engine.plan(desired_xt if desired_xt.tables else Ruleset())
         if xt_plan.changed:

@@ -34,10 +34,12 @@ class StoredNetwork:
     seq: int
     bridge_created: bool = False
     zone: str | None = None  # firewalld zone we put the bridge in
+    xtables_backend: str = 'auto'  # iptables tools variant: auto, nft or legacy
 
     def to_json(self):
         return json.dumps({'version': FORMAT_VERSION, 'spec': self.spec.to_dict(), 'backend': self.backend,
-                           'seq': self.seq, 'bridge_created': self.bridge_created, 'zone': self.zone},
+                           'seq': self.seq, 'bridge_created': self.bridge_created, 'zone': self.zone,
+                           'xtables_backend': self.xtables_backend},
                           indent=1, sort_keys=True) + '\n'
 
 
@@ -73,8 +75,12 @@ def load_all(state_dir):
         spec = NetworkSpec.from_dict(data.get('spec') or {})
         if data.get('backend') not in ('iptables', 'nftables'):
             raise StoreError('stored network %s has an unknown backend %r' % (path, data.get('backend')))
+        xtables_backend = data.get('xtables_backend') or 'auto'
+        if xtables_backend not in ('auto', 'nft', 'legacy'):
+            raise StoreError('stored network %s has an unknown xtables backend %r' % (path, xtables_backend))
         out.append(StoredNetwork(spec=spec, backend=data['backend'], seq=int(data.get('seq') or 0),
-                                 bridge_created=bool(data.get('bridge_created')), zone=data.get('zone')))
+                                 bridge_created=bool(data.get('bridge_created')), zone=data.get('zone'),
+                                 xtables_backend=xtables_backend))
     return tuple(sorted(out, key=lambda n: (n.seq, n.spec.name)))
 
 

@@ -286,3 +286,47 @@ def test_backend_switch_and_changed_addresses(ns, tmp_path):
     links = ns.ip('link', 'show').stdout
     assert 'virbrs2' in links and 'virbrs:' not in links
     assert 'virbrs"' not in dump_nft(ns)
+
+
+def test_iptables_legacy_backend(ns, tmp_path):
+    require_kernel('iptables-legacy-save', 'iptables-legacy-restore')
+    args = _nat(tmp_path, 'iptables', xtables_backend='legacy')
+    first = run_module(ns, **args)
+    assert first['changed'] is True
+    legacy = ns.run(['iptables-legacy-save']).stdout
+    assert '-A LIBVIRT_FWX -i virbr0 -o virbr0 -j ACCEPT' in legacy
+    assert 'LIBVIRT' not in ns.run(['iptables-nft-save']).stdout  # nothing in the other variant
+    assert run_module(ns, **args)['changed'] is False
+    ns.run(['iptables-legacy', '-F', 'LIBVIRT_FWI'])
+    assert run_module(ns, **args)['changed'] is True
+    assert ns.run(['iptables-legacy-save']).stdout.count('-A LIBVIRT_FWI') == 2
+    run_module(ns, name='default', state='absent', state_dir=str(tmp_path))
+    assert 'LIBVIRT' not in ns.run(['iptables-legacy-save']).stdout
+
+
+def test_concurrent_runs_are_serialised(ns, tmp_path):
+    """Two playbooks at once on one host: the state_dir lock makes the union right."""
+    import threading
+    nets = [_nat(tmp_path, backend, name='c%d' % i, bridge='virbrc%d' % i, subnet='10.9%d.0' % i)
+            for i, backend in enumerate(('iptables', 'iptables', 'nftables', 'nftables'))]
+    results = {}
+    errors = []
+
+    def worker(args):
+        try:
+            results[args['name']] = run_module(ns, **args)
+        except AssertionError as exc:  # ModuleFailed
+            errors.append(exc)
+    threads = [threading.Thread(target=worker, args=(args,)) for args in nets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(result['changed'] for result in results.values())
+    dump = dump_all(ns)
+    for i in range(4):
+        assert 'virbrc%d' % i in dump
+    assert stored_networks(str(tmp_path)) == ['c0', 'c1', 'c2', 'c3']
+    again = [run_module(ns, **args) for args in nets]
+    assert [r['changes'] for r in again] == [[], [], [], []]
