@@ -164,7 +164,7 @@ def _run_locked(request, runner, out):
     # firewall rules: iptables layout through the shared engine
     checksum = True
     if any(ip.dhcp for s in desired_specs_xt if s.has_rules for ip in s.ipv4s):
-        checksum = network_host.xt_checksum_supported(runner)
+        checksum = network_host.xt_checksum_supported(runner, xtables_backend)
         if not checksum:
             out.warnings.append('the kernel has no iptables CHECKSUM target: the DHCP checksum rule libvirt '
                                 'adds to mangle LIBVIRT_PRT is left out (libvirt ignores its failure too)')

@@ -233,9 +233,11 @@ def tc_checksum_supported(runner):
     ])
 
 
-def xt_checksum_supported(runner):
-    """Whether the iptables CHECKSUM target loads (libvirt ignores its failure)."""
-    return probe(runner, [['iptables', '-w', '-t', 'mangle', '-A', 'POSTROUTING', '-p', 'udp',
+def xt_checksum_supported(runner, variant='auto'):
+    """Whether the iptables CHECKSUM target loads (libvirt ignores its failure);
+    ``variant``: the iptables tools in use (auto, nft or legacy)."""
+    tool = {'nft': 'iptables-nft', 'legacy': 'iptables-legacy'}.get(variant, 'iptables')
+    return probe(runner, [[tool, '-w', '-t', 'mangle', '-A', 'POSTROUTING', '-p', 'udp',
                            '-j', 'CHECKSUM', '--checksum-fill']])
 
 

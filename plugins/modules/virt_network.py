@@ -137,7 +137,9 @@ options:
   xtables_backend:
     description:
       - For the iptables layout - V(nft) (iptables-nft) or V(legacy) (iptables-legacy) tools;
-        V(auto) follows the host's C(iptables) command.
+        V(auto) follows the host's C(iptables) command, or the variant stored networks were applied with.
+      - All networks of a host share one variant; asking for another one than a stored network uses
+        is an error.
     type: str
     choices: [auto, nft, legacy]
     default: auto
