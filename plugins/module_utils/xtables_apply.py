@@ -13,9 +13,10 @@ API
     What is ours.  ``chains`` is a tuple of ``(family, table, regex)``; a chain
     of that table whose whole name matches the regex is *owned*: it is ours
     entirely, compared as an ordered rule list, flushed and refilled when it
-    differs, deleted when no longer desired.  A rule in any chain we do not
-    own whose ``-j``/``-g`` target is an owned chain is one of our *hooks*.
-    Everything else (the admin's rules, other software's chains) is never
+    differs, deleted when no longer desired.  A rule in a built-in chain
+    (INPUT, FORWARD, PREROUTING, ...) whose ``-j``/``-g`` target is an owned
+    chain is one of our *hooks*.  Everything else (including an admin's own
+    chain that jumps into ours, other software's chains) is never
     written; its text and order stay byte-identical.  ``NWFILTER_OWNERSHIP``
     describes libvirt's nwfilter chains.
 
@@ -301,7 +302,7 @@ class _TableWork:
         self.desired_chains = []  # (name, rules as argument tuples, key)
         self.desired_hooks = []  # (Hook, rendered, key)
         self.live_owned = {}
-        self.live_other = {}
+        self.live_other = {}  # built-in chains: where our hooks live
         if desired_table is not None:
             for chain in desired_table.chains:
                 self.desired_chains.append(
@@ -314,7 +315,9 @@ class _TableWork:
             for chain in live_table.chains:
                 if ownership.owns(family, table, chain.name):
                     self.live_owned[chain.name] = chain
-                else:
+                elif chain.name in BUILTIN_CHAINS:
+                    # Only built-in chains hold hooks; an admin's own chain that jumps
+                    # into one of ours is the admin's rule and is left alone.
                     self.live_other[chain.name] = chain
         self.desired_names = frozenset(name for name, _r, _k in self.desired_chains)
         self.chain_keys = dict((name, key) for name, _r, key in self.desired_chains)
@@ -407,9 +410,9 @@ class XtablesEngine:
                 names.add(chain.name)
             for hook in table.hooks:
                 target = rule_target(hook.args)
-                if self.ownership.owns(table.family, table.name, hook.chain):
-                    raise ApplyError('hook %r is in owned chain %s; put the rule into the chain' % (
-                        render_rule(hook.args), hook.chain))
+                if hook.chain not in BUILTIN_CHAINS:
+                    raise ApplyError('hook %r is in chain %s; hooks go into built-in chains (%s)' % (
+                        render_rule(hook.args), hook.chain, ', '.join(sorted(BUILTIN_CHAINS))))
                 if target not in names:
                     raise ApplyError('hook in %s %s %s jumps to %r, which is not a desired chain' % (
                         FAMILY_LABEL[table.family], table.name, hook.chain, target))

@@ -331,3 +331,14 @@ def test_summary_counts(tmp_path):
 ])
 def test_nwfilter_ownership(family, table, chain, owned):
     assert NWFILTER_OWNERSHIP.owns(family, table, chain) is owned
+
+
+def test_admin_chain_jumping_into_ours_is_left_alone(tmp_path):
+    engine, kernels = make_engine(tmp_path)
+    engine.sync(nic('vnet0'))
+    filt = kernels['iptables'].tables['filter']
+    filt['ADMIN'] = ['-j FI-vnet0']
+    assert not engine.sync(nic('vnet0')).changed
+    assert filt['ADMIN'] == ['-j FI-vnet0']
+    with pytest.raises(ApplyError, match='hooks go into built-in chains'):
+        engine.sync(Ruleset((Table('ip', 'filter', (Chain('FI-x', ()),), (Hook('ADMIN', ('-j', 'FI-x')),)),)))
