@@ -28,7 +28,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_format import format_binding, format_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding, parse_filter
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 VECTORS = os.path.join(os.path.dirname(REPO), 'shared', 'reference', 'libvirt-11.3.0', 'tests')
 XML_IN = os.path.join(VECTORS, 'nwfilterxml2xmlin')
 XML_OUT = os.path.join(VECTORS, 'nwfilterxml2xmlout')
