@@ -146,6 +146,12 @@ def rule_copies(inst):
         raise ResolveError("action 'continue' cannot be used with the IP-layer protocol <%s>: iptables has no "
                            "CONTINUE target (use it with Ethernet-layer protocols only)" % rule.protocol,
                            filter_name=inst.filter_name, rule=rule.where(), attribute='action', value='continue')
+    for name, what, used in (('state', 'an empty state', rule.statematch),
+                             ('ipset', 'an empty ipset name', inst.get('ipsetflags') is not None)):
+        if used and inst.text(name) == '':
+            # libvirt accepts these when parsing, then builds a command iptables refuses.
+            raise ResolveError('%s cannot be instantiated' % what, filter_name=inst.filter_name,
+                               rule=rule.where(), attribute=name, value='')
     direction = rule.direction
     dir_in = direction in ('in', 'inout')
     action = rule.action

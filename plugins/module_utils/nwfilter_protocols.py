@@ -165,16 +165,17 @@ PROTOCOLS = dict((p.name, p) for p in [
     ProtocolSpec('stp', 'eb', _stp_attrs(), _STP_LEADERS),
     ProtocolSpec('arp', 'eb', _ARP_ATTRS),
     ProtocolSpec('rarp', 'eb', _ARP_ATTRS),
+    # ip/ipv6 keep the MAC masks' own negation (libvirt has no MAC fix-up for them).
     ProtocolSpec('ip', 'eb', _ETH_HDR + (
         _a('srcipaddr', IPV4), _a('srcipmask', IPV4MASK), _a('dstipaddr', IPV4), _a('dstipmask', IPV4MASK),
         _a('protocol', UINT8, names=IP_PROTOCOL_NAMES),
-    ) + _PORTS + (_a('dscp', UINT8, maximum=63), _COMMENT), _MAC_LEADERS + _IP_MASK_LEADERS + _PORT_LEADERS),
+    ) + _PORTS + (_a('dscp', UINT8, maximum=63), _COMMENT), _IP_MASK_LEADERS + _PORT_LEADERS),
     ProtocolSpec('ipv6', 'eb', _ETH_HDR + (
         _a('srcipaddr', IPV6), _a('srcipmask', IPV6MASK), _a('dstipaddr', IPV6), _a('dstipmask', IPV6MASK),
         _a('protocol', UINT8, names=IP_PROTOCOL_NAMES),
     ) + _PORTS + (
         _a('type', UINT8), _a('typeend', UINT8), _a('code', UINT8), _a('codeend', UINT8), _COMMENT,
-    ), _MAC_LEADERS + _IP_MASK_LEADERS + _PORT_LEADERS + (
+    ), _IP_MASK_LEADERS + _PORT_LEADERS + (
         ('typeend', 'type'), ('code', 'type'), ('codeend', 'type'))),
 ] + _ip_protocols())
 

@@ -18,8 +18,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilt
 
 _VAR_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 _VAR_ACCESS = re.compile(r'^([A-Za-z0-9_]+)(?:\[\s*(@?)\s*([0-9]+)\s*\].*)?$', re.S)
-_MAC_PART = re.compile(r'^[0-9A-Fa-f]+$')
-_IPSET_NAME = re.compile(r'^[A-Za-z0-9_.:+ -]{1,31}$')
+_IPSET_NAME = re.compile(r'^[A-Za-z0-9_.:+ -]{0,31}$')
 MAX_ITERATOR = 1000
 
 STATE_WORDS = ('NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'NONE')
@@ -83,25 +82,40 @@ def parse_var_access(text):
     return VarRef(name, index=number)
 
 
+_UINT = {10: re.compile(r'^[ \t\n\r\f\v]*([+-]?)([0-9]+)$'),
+         16: re.compile(r'^[ \t\n\r\f\v]*([+-]?)(?:0[xX])?([0-9a-fA-F]+)$')}
+
+
 def _parse_uint(text, base):
-    """Whole-string unsigned number like libvirt's virStrToLong_ui (base 16 allows 0x)."""
-    body = text
-    if base == 16 and body[:2] in ('0x', '0X'):
-        body = body[2:]
-    digits = '0123456789' if base == 10 else '0123456789abcdefABCDEF'
-    if not body or any(c not in digits for c in body):
+    """Whole-string number the way libvirt's virStrToLong_ui reads it.
+
+    Like strtoul: leading blanks and a sign are allowed, and a negative number
+    wraps around 2**32 ("-1" is 4294967295); nothing may follow the digits.
+    """
+    match = _UINT[base].match(text)
+    if not match:
         return None
-    return int(body, base)
+    sign, digits = match.groups()
+    number = int(digits, base)
+    if sign == '-' and number:
+        if number > 0xffffffff:
+            return None
+        number = 0x100000000 - number
+    return number if number <= 0xffffffff else None
 
 
-def parse_mac(text):
-    parts = text.split(':')
-    if len(parts) != 6 or not all(_MAC_PART.match(p) for p in parts):
+# libvirt's virMacAddrParse: six groups of 1-2 hex digits; after the last one,
+# anything from a blank or control character on is ignored.
+_MAC_ATTRIBUTE = re.compile(r'^((?:[0-9A-Fa-f]{1,2}:){5}[0-9A-Fa-f]{1,2})(?:[\x00-\x20].*)?$', re.S)
+_MAC_EXACT = re.compile(r'^((?:[0-9A-Fa-f]{1,2}:){5}[0-9A-Fa-f]{1,2})$')
+
+
+def parse_mac(text, lenient=False):
+    """Normalise a MAC address; ``lenient`` accepts libvirt's trailing junk (attributes only)."""
+    match = (_MAC_ATTRIBUTE if lenient else _MAC_EXACT).match(text)
+    if not match:
         raise IllegalValue('not a MAC address')
-    octets = [int(p, 16) for p in parts]
-    if any(o > 255 for o in octets):
-        raise IllegalValue('not a MAC address')
-    return ':'.join('%02x' % o for o in octets)
+    return ':'.join('%02x' % int(part, 16) for part in match.group(1).split(':'))
 
 
 def _mask_prefix(packed):
@@ -161,8 +175,6 @@ def parse_state(text):
             raise IllegalValue('unknown connection state (use NEW, ESTABLISHED, RELATED, INVALID, NONE)')
     if 'NONE' in found:
         return 'NONE'
-    if not found:
-        raise IllegalValue('empty connection state')
     return ','.join(w for w in STATE_WORDS if w in found)
 
 
@@ -247,7 +259,7 @@ def parse_value(spec, raw, negated=False):
             raise IllegalValue('must be at most %d' % spec.maximum)
         text = str(number)
     elif kind in (P.MAC, P.MACMASK):
-        text = parse_mac(raw)
+        text = parse_mac(raw, lenient=True)
         if kind == P.MACMASK and _mask_prefix(bytes(int(p, 16) for p in text.split(':'))) is None:
             raise IllegalValue('MAC mask is not contiguous')
     elif kind == P.IPV4:
@@ -267,7 +279,7 @@ def parse_value(spec, raw, negated=False):
         text = parse_tcp_flags(raw)
     elif kind == P.IPSETNAME:
         if not _IPSET_NAME.match(raw):
-            raise IllegalValue('ipset name must be 1-31 characters of [A-Za-z0-9_.:+ -]')
+            raise IllegalValue('ipset name must be at most 31 characters of [A-Za-z0-9_.:+ -]')
         text = raw
     elif kind == P.IPSETFLAGS:
         text = parse_ipset_flags(raw)

@@ -168,3 +168,19 @@ def test_too_long_ebtables_subchain_name_refused():
     with pytest.raises(ResolveError, match='at most 10 characters'):
         compile_binding('edgeinterface06', MAC, 't', {}, flts)
     assert compile_binding('edgeinterfac', MAC, 't', {}, flts).table('eb', 'nat').chain('I-edgeinterfac-ipv4-abcdefg')
+
+
+def test_empty_state_or_ipset_refused_only_where_used():
+    with pytest.raises(ResolveError, match='empty state'):
+        compile_one("<rule action='accept' direction='in'><udp state=''/></rule>")
+    assert chain(compile_one("<rule action='accept' direction='in' statematch='false'><udp state=''/></rule>"),
+                 'ip', 'FO-vnet3') == ['-p udp -j ACCEPT']
+    with pytest.raises(ResolveError, match='empty ipset'):
+        compile_one("<rule action='accept' direction='in'><all ipset='' ipsetflags='src'/></rule>")
+
+
+def test_ip_mac_mask_keeps_its_own_negation():
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter as pf
+    rule = pf("<filter name='f'><rule action='drop' direction='out'><ip dstmacaddr='1:2:3:4:5:6'/>"
+              "<ip match='no' dstmacmask='ff:ff:ff:ff:ff:ff'/></rule></filter>").rules[0]
+    assert rule.get('dstmacmask').negated and not rule.get('dstmacaddr').negated

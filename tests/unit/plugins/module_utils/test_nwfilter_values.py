@@ -96,3 +96,25 @@ def test_variables():
         parse_var_access('A[@1001]')
     with pytest.raises(IllegalValue):
         parse_var_access('A;rm')
+
+
+@pytest.mark.parametrize('protocol,attr,raw,text', [
+    ('tcp', 'dstportstart', ' 12', '12'),
+    ('tcp', 'dstportstart', '+12', '12'),
+    ('tcp', 'dstportstart', '-0', '0'),
+    ('tcp', 'srcipmask', ' 8', '8'),
+    ('stp', 'root-cost', '-1', '4294967295'),  # strtoul wraps negatives, as libvirt reads them
+    ('mac', 'srcmacaddr', '1:2:3:4:5:6 x', '01:02:03:04:05:06'),
+    ('tcp', 'state', '', ''),
+    ('all', 'ipset', '', ''),
+])
+def test_spellings_libvirt_accepts(protocol, attr, raw, text):
+    assert parse_value(spec(protocol, attr), raw).text == text
+
+
+def test_spellings_libvirt_rejects():
+    for raw in ('001:2:3:4:5:6', '1:2:3:4:5:6x', '0x1:2:3:4:5:6'):
+        with pytest.raises(IllegalValue):
+            parse_value(spec('mac', 'srcmacaddr'), raw)
+    with pytest.raises(IllegalValue):
+        parse_value(spec('tcp', 'dstportstart'), '-1')
