@@ -42,6 +42,7 @@ FORMAT_VERSION = 1
 _IFNAME_CHARS = re.compile(r'^[A-Za-z0-9_.@-]+$')
 _MAC = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
 _PARAM_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 
 
 def validate_interface(name, where='interface'):
@@ -95,6 +96,9 @@ def normalise_parameters(parameters, where='parameters'):
         for item in values:
             if isinstance(item, bool) or not isinstance(item, (str, int)):
                 raise BindingError('%s: parameter %s: value %r must be a string' % (where, name, item))
+            if _CONTROL.search(str(item)):
+                # A line break would end a rule in the *-restore text: never let one through.
+                raise BindingError('%s: parameter %s: value %r contains control characters' % (where, name, item))
         result.append((name, tuple(str(v) for v in values)))
     return tuple(result)
 

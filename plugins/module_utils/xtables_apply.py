@@ -220,6 +220,18 @@ class SyncResult:
         return out
 
 
+_LINE_BREAKING = re.compile(r'[\x00\n\r\x0b\x0c]')
+
+
+def _check_args(family, chain, args):
+    """Arguments must be strings without control characters: a line break would end
+    the rule inside the *-restore text and start another one."""
+    for arg in args:
+        if not isinstance(arg, str) or _LINE_BREAKING.search(arg):
+            raise ApplyError('%s chain %s: argument %r of rule %r is not a plain string' % (
+                FAMILY_LABEL.get(family, family), chain, arg, args))
+
+
 def render_rule(args):
     return ' '.join(quote_arg(a) for a in args)
 
@@ -401,6 +413,8 @@ class XtablesEngine:
                     FAMILY_LABEL.get(table.family, table.family), table.name, self.ownership.name))
             names = set()
             for chain in table.chains:
+                for rule in chain.rules:
+                    _check_args(table.family, chain.name, rule)
                 if not self.ownership.owns(table.family, table.name, chain.name):
                     raise ApplyError('%s %s chain %r is not one of %s\'s chains' % (
                         FAMILY_LABEL[table.family], table.name, chain.name, self.ownership.name))
@@ -409,6 +423,7 @@ class XtablesEngine:
                         FAMILY_LABEL[table.family], table.name, chain.name))
                 names.add(chain.name)
             for hook in table.hooks:
+                _check_args(table.family, hook.chain, hook.args)
                 target = rule_target(hook.args)
                 if hook.chain not in BUILTIN_CHAINS:
                     raise ApplyError('hook %r is in chain %s; hooks go into built-in chains (%s)' % (

@@ -342,3 +342,12 @@ def test_admin_chain_jumping_into_ours_is_left_alone(tmp_path):
     assert filt['ADMIN'] == ['-j FI-vnet0']
     with pytest.raises(ApplyError, match='hooks go into built-in chains'):
         engine.sync(Ruleset((Table('ip', 'filter', (Chain('FI-x', ()),), (Hook('ADMIN', ('-j', 'FI-x')),)),)))
+
+
+@pytest.mark.parametrize('bad', ['10.0.0.1\n-F FORWARD', 'a\rb', 'nul\x00', 7])
+def test_control_characters_never_reach_restore(tmp_path, bad):
+    engine, kernels = make_engine(tmp_path)
+    desired = Ruleset((Table('ip', 'filter', (Chain('FI-x', (('-s', bad, '-j', 'DROP'),)),)),))
+    with pytest.raises(ApplyError, match='is not a plain string'):
+        engine.sync(desired)
+    assert engine.runner.calls == [] and kernels['iptables'].restores == 0

@@ -260,3 +260,9 @@ def test_fast_path_keeps_the_caches(tmp_path):
     canonical = json.loads((tmp_path / 'cache' / 'canonical-nwfilter.json').read_text())
     compiled = json.loads((tmp_path / 'cache' / 'compiled.json').read_text())
     assert len(canonical['entries']) >= 9 and len(compiled['entries']) == 1
+
+
+@pytest.mark.parametrize('value', ['10.0.0.1\n-A PREROUTING -j DROP', ['10.0.0.1', 'x\ry'], 'tab\there'])
+def test_parameter_values_with_control_characters_are_refused(value):
+    with pytest.raises(BindingError, match='contains control characters'):
+        binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': value})
