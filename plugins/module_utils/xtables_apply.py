@@ -226,6 +226,12 @@ _LINE_BREAKING = re.compile(r'[\x00\n\r\x0b\x0c]')
 def _check_args(family, chain, args):
     """Arguments must be strings without control characters: a line break would end
     the rule inside the *-restore text and start another one."""
+    try:
+        clean = not _LINE_BREAKING.search(' '.join(args))  # one search per rule: cheap at 29,000 rules
+    except TypeError:
+        clean = False
+    if clean:
+        return
     for arg in args:
         if not isinstance(arg, str) or _LINE_BREAKING.search(arg):
             raise ApplyError('%s chain %s: argument %r of rule %r is not a plain string' % (
