@@ -163,9 +163,7 @@ def _add_links(ns, spec):
         ns.run(['ip', 'link', 'add', spec.forward_dev, 'type', 'veth', 'peer', 'name', 'fwdpeer0'])
 
 
-@pytest.mark.skipif(KERNEL_SKIP is not None, reason=KERNEL_SKIP or '')
-@pytest.mark.parametrize('case', CASES or ['none'])
-def test_iptables_kernel_dump_identical(case):
+def _iptables_dumps(case):
     spec = _spec(case)
     ruleset = network_compile_iptables.compile_ruleset([spec])
     with Netns('ours') as ours, Netns('lv') as libvirt:
@@ -177,14 +175,10 @@ def test_iptables_kernel_dump_identical(case):
             if '--list-rules' in argv:
                 continue
             libvirt.run(argv)
-        ours_dump, libvirt_dump = _dump_xtables(ours), _dump_xtables(libvirt)
-    assert 'LIBVIRT_FWX' in ours_dump
-    assert ours_dump == libvirt_dump
+        return _dump_xtables(ours), _dump_xtables(libvirt)
 
 
-@pytest.mark.skipif(KERNEL_SKIP is not None, reason=KERNEL_SKIP or '')
-@pytest.mark.parametrize('case', CASES or ['none'])
-def test_nftables_kernel_dump_identical(case):
+def _nftables_dumps(case):
     spec = _spec(case)
     script = network_compile_nftables.compile_ruleset([spec]).render()
     with Netns('ours') as ours, Netns('lv') as libvirt:
@@ -197,6 +191,36 @@ def test_nftables_kernel_dump_identical(case):
             if argv[0] != 'nft' or argv[1] == 'list':
                 continue  # tc is not part of the nft script; list is a query
             libvirt.run(argv)
-        ours_dump, libvirt_dump = _dump_nft(ours), _dump_nft(libvirt)
+        return _dump_nft(ours), _dump_nft(libvirt)
+
+
+@pytest.mark.skipif(KERNEL_SKIP is not None, reason=KERNEL_SKIP or '')
+@pytest.mark.parametrize('case', CASES or ['none'])
+def test_iptables_kernel_dump_identical(case):
+    ours_dump, libvirt_dump = _iptables_dumps(case)
+    assert 'LIBVIRT_FWX' in ours_dump
+    assert ours_dump == libvirt_dump
+
+
+@pytest.mark.skipif(KERNEL_SKIP is not None, reason=KERNEL_SKIP or '')
+@pytest.mark.parametrize('case', CASES or ['none'])
+def test_nftables_kernel_dump_identical(case):
+    ours_dump, libvirt_dump = _nftables_dumps(case)
     assert 'guest_cross' in ours_dump
     assert ours_dump == libvirt_dump
+
+
+@pytest.mark.skipif(KERNEL_SKIP is not None, reason=KERNEL_SKIP or '')
+def test_kernel_dump_summary(capsys):
+    results = []
+    for backend, dumps in (('iptables', _iptables_dumps), ('nftables', _nftables_dumps)):
+        for case in CASES:
+            ours_dump, libvirt_dump = dumps(case)
+            results.append(('%s/%s' % (backend, case), ours_dump == libvirt_dump))
+    identical = sum(1 for _name, same in results if same)
+    with capsys.disabled():
+        print('\nnetwork conformance (kernel dumps): %d/%d identical' % (identical, len(results)))
+        for name, same in results:
+            if not same:
+                print('  MISMATCH: %s' % name)
+    assert identical == len(results) == 2 * len(CASES)
