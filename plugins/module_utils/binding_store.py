@@ -115,6 +115,11 @@ class StoredBinding:
     def portdev(self):
         return self.interface
 
+    def describe(self):
+        """One line for diffs: interface, mac, filter and parameters."""
+        params = ' '.join('%s=%s' % (name, ','.join(values)) for name, values in self.parameters)
+        return ' '.join(part for part in (self.interface, self.mac, self.filter, params) if part)
+
     def parameters_dict(self):
         """Parameters as module output: a str for one value, a list for several."""
         return dict((name, values[0] if len(values) == 1 else list(values)) for name, values in self.parameters)
@@ -270,6 +275,7 @@ class HostSyncResult:
     interfaces_changed: tuple = ()  # interfaces whose own chains were (re)written or removed
     sync: object = None  # xtables_apply.SyncResult
     warnings: tuple = ()
+    previous: tuple = ()  # StoredBinding before the run, stored order
 
 
 def load_host_filters(state_dir):
@@ -533,7 +539,7 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
             kernel_changed=plan.changed,
             bindings=final, added=tuple(added), updated=tuple(updated), removed=tuple(removed),
             skipped=tuple(skipped), interfaces_changed=_changed_interfaces(plan, _chain_owner_map(compiled)),
-            sync=sync, warnings=tuple(warnings))
+            sync=sync, warnings=tuple(warnings), previous=tuple(stored))
 
 
 def _desired_key(active, filters, compiled_cache, engine):

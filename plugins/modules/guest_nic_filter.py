@@ -377,13 +377,10 @@ def run_sync(module, nics):
     )
     if module._diff:
         diffs = list(result.sync.diff)
-        store_before = [b.interface for b in result.bindings if b.interface not in result.added] + \
-            list(result.removed)
         if result.added or result.updated or result.removed:
-            after_names = sorted(b.interface for b in result.bindings)
             diffs.append(dict(before_header='stored bindings', after_header='stored bindings',
-                              before=''.join(i + '\n' for i in sorted(store_before)),
-                              after=''.join(i + '\n' for i in after_names)))
+                              before=''.join(b.describe() + '\n' for b in result.previous),
+                              after=''.join(b.describe() + '\n' for b in result.bindings)))
         output['diff'] = diffs
     module.exit_json(**output)
 

@@ -151,3 +151,14 @@ def test_rejected_restore_fails_with_tool_text(run, host):
 def test_backend_options_reach_the_engine(run, host):
     run(backend='legacy', ebtables_backend='nft', **NIC0)
     assert host['made'][-1] == ('legacy', 'nft')
+
+
+def test_diff_shows_stored_bindings(run, host):
+    run(**NIC0)
+    result = run(diff=True, interface='vnet0', mac='52:54:00:00:00:01', filter='clean-traffic',
+                 parameters={'IP': '10.0.0.9'})
+    store = [d for d in result['diff'] if d['before_header'] == 'stored bindings'][0]
+    assert store['before'] == 'vnet0 52:54:00:00:00:01 clean-traffic IP=10.0.0.1\n'
+    assert store['after'] == 'vnet0 52:54:00:00:00:01 clean-traffic IP=10.0.0.9\n'
+    rules = ''.join(d['before'] + d['after'] for d in result['diff'] if d['before_header'] != 'stored bindings')
+    assert '10.0.0.1' in rules and '10.0.0.9' in rules
