@@ -45,7 +45,7 @@ run_pytest() {
         return 0
     fi
     # shellcheck disable=SC2086 # HNF_PYTEST_ARGS is a list of words on purpose
-    "$py" -m pytest --rootdir "$repo" -p no:cacheprovider -rfEs --junitxml "$results/$suite.xml" \
+    "$py" -m pytest --rootdir "$repo" -p no:cacheprovider -rfEs --durations=5 --junitxml "$results/$suite.xml" \
         ${HNF_PYTEST_ARGS:-} "${paths[@]}"
     rc=$?
     if [ "$rc" -eq 5 ]; then
