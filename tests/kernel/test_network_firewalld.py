@@ -268,3 +268,35 @@ def test_our_zone_definitions_act_like_libvirts_files(tmp_path):
     assert our_listing == ref_listing
     assert 'iifname "virbr0" goto filter_IN_libvirt' in our_nft
     assert our_nft == ref_nft
+
+
+def test_guest_traffic_passes_firewalld_only_through_the_libvirt_zone(tmp_path):
+    """firewalld's default zone rejects forwarded traffic; the libvirt zone lets the
+    network's own rules decide. A zone changed behind our back is put back."""
+    require_kernel()
+    missing = missing_tools('firewalld', 'firewall-cmd', 'dbus-daemon')
+    if missing:
+        pytest.skip('firewalld tests need %s' % ', '.join(missing))
+    from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_traffic import (
+        UPSTREAM, UPSTREAM_HOST, Lab, connect)
+    with Lab('fwt') as lab:
+        fw = PrivateFirewalld(lab.host, str(tmp_path / 'fw'))
+        os.makedirs(fw.dir)
+        try:
+            fw.start()
+            args = dict(name='natfw', bridge='virbrt', forward_mode='nat', firewall_backend='nftables',
+                        state_dir=str(tmp_path / 'state'), ipv4={'address': '10.54.0.1/24'})
+            assert _module(fw, tmp_path, **args)['zone'] == 'libvirt'
+            lab.plug_guests('virbrt', '10.54.0')
+            server = lab.server(lab.upstream, UPSTREAM, 8080)
+            assert connect(lab.guests[0], UPSTREAM, 8080) == 'ok'
+            fw.cmd('--zone=public', '--change-interface=virbrt')
+            # firewalld's public zone: reject with icmpx admin-prohibited -> EHOSTUNREACH (113)
+            assert connect(lab.guests[0], UPSTREAM, 8080) == 'error 113'
+            repaired = _module(fw, tmp_path, **args)
+            assert repaired['changed'] is True and 'firewalld: put virbrt into zone libvirt' in repaired['changes']
+            assert fw.zone_of('virbrt') == 'libvirt'
+            assert connect(lab.guests[0], UPSTREAM, 8080) == 'ok'
+            assert server.peers() == [UPSTREAM_HOST, UPSTREAM_HOST]
+        finally:
+            fw.stop()
