@@ -39,7 +39,7 @@ PYTHON = sys.executable
 TRAFFIC = os.path.join(REPO, 'scripts', 'demo_traffic.py')
 EXAMPLES = os.path.join(REPO, 'examples')
 # Options examples/guest_nic_filter.yml passes to the module.
-GUEST_NIC_FILTER_OPTIONS = ('interface', 'mac', 'filter', 'parameters', 'state')
+GUEST_NIC_FILTER_OPTIONS = ('nics', 'state')
 SPOOFED_IP = '192.0.2.99'
 SPOOFED_MAC = '52:54:00:de:ad:01'
 
@@ -99,7 +99,7 @@ def run_playbook(hv, env, playbook, extra_vars):
         os.path.join(os.path.dirname(PYTHON), 'ansible-playbook'), '-i', 'localhost,',
         '-e', 'ansible_python_interpreter=' + PYTHON, '-e', json.dumps(extra_vars),
         os.path.join(EXAMPLES, playbook)])
-    shown_vars = ' '.join('%s=%s' % kv for kv in sorted(extra_vars.items()) if kv[0] != 'hnf_guests')
+    shown_vars = ' '.join('%s=%s' % kv for kv in sorted(extra_vars.items()) if kv[0] != 'hnf_nics')
     print('$ ip netns exec %s ansible-playbook examples/%s %s' % (hv.host.name, playbook, shown_vars), flush=True)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
                             universal_newlines=True)
@@ -193,8 +193,9 @@ def demo_guest_nic_filter(hv, env, state_dir):
         raise DemoFailed('examples/guest_nic_filter.yml passes option(s) %s, which guest_nic_filter does not have '
                          '(it has: %s)' % (', '.join(missing), ', '.join(sorted(options))))
     states = options['state'].get('choices') or []
-    guests = [{'interface': g.port, 'mac': g.mac, 'ip': g.ip} for g in hv.guests]
-    extra = {'hnf_guests': guests, 'hnf_filter': 'clean-traffic'}
+    nics = [{'interface': g.port, 'mac': g.mac, 'filter': 'clean-traffic', 'parameters': {'IP': g.ip}}
+            for g in hv.guests]
+    extra = {'hnf_nics': nics}
     if 'state_dir' in options:
         extra['hnf_state_dir'] = state_dir
 
