@@ -222,9 +222,22 @@ def scratch_save(runner, backend, restore_text):
     return _scratch_result(backend, rc, out, err)
 
 
+_SCRATCH_FAILURES = {
+    3: 'cannot create a scratch network namespace to read the tools\' spelling of the rules (needs root with '
+       'CAP_SYS_ADMIN)',
+    5: '%(save)s failed in the scratch namespace',
+    6: 'cannot create the ipsets the rules name in the scratch namespace',
+}
+
+
 def _scratch_result(backend, rc, out, err):
-    if rc != 0:
-        raise CommandError('%s (%s) rejected the desired rules in a scratch namespace: %s'
-                           % (os.path.basename(backend.restore[0]), backend.name, err.strip()),
-                           backend.restore, rc, err)
-    return out
+    if rc == 0:
+        return out
+    tool = os.path.basename(backend.restore[0])
+    if rc in _SCRATCH_FAILURES:
+        what = _SCRATCH_FAILURES[rc] % {'save': os.path.basename(backend.save[0])}
+    else:
+        # rc 4: the restore refused the text; nothing was tried on the host yet.
+        what = '%s (%s) rejected the desired rules (in a scratch namespace, the host is untouched)' % (
+            tool, backend.name)
+    raise CommandError('%s: %s' % (what, err.strip()), backend.restore, rc, err)
