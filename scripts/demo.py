@@ -12,7 +12,10 @@
    sends a real and two spoofed frames from guest 0 to guest 1, applies
    clean-traffic to both NICs, shows the chains, re-applies (must change
    nothing), sends the same frames again and shows which arrived.
-4. Deletes every namespace and temporary file, also on failure or Ctrl-C.
+4. Runs examples/nwfilter.yml (a filter of our own: clean-traffic + drop UDP
+   to port 9999), rebinds guest 1's NIC to it and shows that UDP to 9998
+   arrives and to 9999 does not; then unbinds everything and removes it.
+5. Deletes every namespace and temporary file, also on failure or Ctrl-C.
 
 Nothing outside those namespaces is changed: ansible-playbook itself runs
 under ``ip netns exec``; the modules' state_dir is a temporary directory.
@@ -140,20 +143,22 @@ def show_chains(hv, title):
     sys.stdout.flush()
 
 
-def send_frames(hv):
-    """Guest 0 sends a real and two forged UDP frames to guest 1; returns the payloads that arrived."""
+def send_frames(hv, frames, ports=(9999,)):
+    """Guest 0 sends UDP ``frames`` (payload, source MAC, source IP, port) to
+    guest 1, then an 'end' marker; prints and returns the payloads that arrived."""
     sender, receiver = hv.guests[0], hv.guests[1]
-    frames = (('real', sender.mac, sender.ip), ('spoofed-ip', sender.mac, SPOOFED_IP),
-              ('spoofed-mac', SPOOFED_MAC, sender.ip), ('end', sender.mac, sender.ip))
-    listener = receiver.ns.popen([PYTHON, TRAFFIC, 'listen', '--seconds', '10', '--until', 'end'],
-                                 stdout=subprocess.PIPE, universal_newlines=True)
+    frames = tuple(frames) + (('end', sender.mac, sender.ip, ports[0]),)
+    argv = [PYTHON, TRAFFIC, 'listen', '--seconds', '10', '--until', 'end']
+    for port in ports:
+        argv += ['--port', str(port)]
+    listener = receiver.ns.popen(argv, stdout=subprocess.PIPE, universal_newlines=True)
     try:
         first = listener.stdout.readline()
         if 'listening' not in first:
             raise DemoFailed('the listener in %s did not start: %r' % (receiver.ns.name, first))
         argv = [PYTHON, TRAFFIC, 'send', '--iface', sender.nic, '--dst-mac', receiver.mac, '--dst-ip', receiver.ip]
         for frame in frames:
-            argv += ['--frame', ','.join(frame)]
+            argv += ['--frame', ','.join(str(field) for field in frame)]
         sender.ns.run(argv, timeout=60)
         out, _err = listener.communicate(timeout=30)
     finally:
@@ -161,11 +166,17 @@ def send_frames(hv):
             listener.kill()
             listener.wait()
     arrived = {json.loads(line)['payload'] for line in out.splitlines() if line.strip()}
-    print('%-12s %-19s %-12s -> %s' % ('frame', 'source MAC', 'source IP', 'guest 1 (%s)' % receiver.ip))
-    for payload, mac, ip in frames[:3]:
-        print('%-12s %-19s %-12s -> %s' % (payload, mac, ip, 'ARRIVED' if payload in arrived else 'dropped'))
+    print('%-12s %-19s %-12s %-6s -> %s' % ('frame', 'source MAC', 'source IP', 'port', 'guest 1 (%s)' % receiver.ip))
+    for payload, mac, ip, port in frames[:-1]:
+        print('%-12s %-19s %-12s %-6s -> %s' % (payload, mac, ip, port, 'ARRIVED' if payload in arrived else 'dropped'))
     sys.stdout.flush()
     return arrived
+
+
+def spoofing_frames(hv):
+    sender = hv.guests[0]
+    return (('real', sender.mac, sender.ip, 9999), ('spoofed-ip', sender.mac, SPOOFED_IP, 9999),
+            ('spoofed-mac', SPOOFED_MAC, sender.ip, 9999))
 
 
 def demo_virt_network(hv, env, state_dir):
@@ -210,7 +221,7 @@ def demo_guest_nic_filter(hv, env, state_dir):
         return
 
     banner('before filtering: guest 0 sends a real and two spoofed frames to guest 1')
-    before = send_frames(hv)
+    before = send_frames(hv, spoofing_frames(hv))
     if not {'real', 'spoofed-ip', 'spoofed-mac'} <= before:
         raise DemoFailed('without filters every frame should arrive, but only %s did: the throwaway '
                          'hypervisor is not forwarding' % sorted(before))
@@ -225,17 +236,47 @@ def demo_guest_nic_filter(hv, env, state_dir):
         raise DemoFailed('the second identical run reported changed=%s' % changed)
 
     banner('with clean-traffic: guest 0 sends the same frames again')
-    after = send_frames(hv)
+    after = send_frames(hv, spoofing_frames(hv))
     if 'real' not in after:
         raise DemoFailed('the genuine frame from guest 0 did not arrive with clean-traffic applied')
     if after & {'spoofed-ip', 'spoofed-mac'}:
         raise DemoFailed('spoofed frames arrived despite clean-traffic: %s' % sorted(after & {'spoofed-ip', 'spoofed-mac'}))
     print('\nclean-traffic let the genuine frame through and dropped both spoofed ones.')
 
+    own_filter = demo_nwfilter(hv, env, state_dir, extra)
+
     if 'absent' in states:
         banner('guest_nic_filter: state=absent')
         run_playbook(hv, env, 'guest_nic_filter.yml', dict(extra, hnf_state='absent'))
+        if own_filter:
+            banner('nwfilter: remove demo-no-udp-9999 (no NIC uses it any more)')
+            run_playbook(hv, env, 'nwfilter.yml', {'hnf_state': 'absent', 'hnf_state_dir': state_dir})
         show_chains(hv, 'rules left in the host namespace')
+
+
+def demo_nwfilter(hv, env, state_dir, extra):
+    """Define a filter of our own, rebind guest 1's NIC to it, show that its
+    IP-layer rule works. Returns whether the filter was defined."""
+    doc = module_doc('nwfilter', env)
+    if doc is None or 'hnf_state_dir' not in extra:
+        print('hypervisor.netfilter.nwfilter is not in this checkout (or guest_nic_filter has no state_dir): '
+              'skipping the custom filter part')
+        return False
+    banner('nwfilter: define demo-no-udp-9999 = clean-traffic + drop UDP to port 9999 of the guest')
+    run_playbook(hv, env, 'nwfilter.yml', {'hnf_state': 'present', 'hnf_state_dir': state_dir})
+    nics = [dict(nic) for nic in extra['hnf_nics']]
+    nics[1]['filter'] = 'demo-no-udp-9999'
+    banner('guest_nic_filter: rebind %s to demo-no-udp-9999' % nics[1]['interface'])
+    run_playbook(hv, env, 'guest_nic_filter.yml', dict(extra, hnf_nics=nics, hnf_state='present'))
+    show_chains(hv, 'chains in the host namespace with demo-no-udp-9999 on %s' % nics[1]['interface'])
+    banner('guest 0 sends genuine UDP to ports 9998 and 9999 of guest 1')
+    sender = hv.guests[0]
+    arrived = send_frames(hv, (('to-9998', sender.mac, sender.ip, 9998), ('to-9999', sender.mac, sender.ip, 9999)),
+                          ports=(9998, 9999))
+    if 'to-9998' not in arrived or 'to-9999' in arrived:
+        raise DemoFailed('demo-no-udp-9999 should pass port 9998 and drop port 9999; arrived: %s' % sorted(arrived))
+    print('\nthe IP-layer rule of demo-no-udp-9999 (iptables, FO-%s) dropped port 9999 only.' % nics[1]['interface'])
+    return True
 
 
 def main():
