@@ -54,8 +54,8 @@ class NsRunner(CommandRunner):
         super().__init__()
         self.ns = ns
 
-    def run(self, argv, data=None, kind='read'):
-        return super().run(self.ns.exec_argv(list(argv)), data, kind)
+    def argv_for(self, argv):
+        return self.ns.exec_argv(list(argv))
 
 
 def bindings(count, changed=None):

@@ -506,9 +506,16 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         active_names = set(b.interface for b in active)
         compile_bindings([b for b in upserts if b.interface not in active_names], filters, compiled_cache)
 
-        live_texts = engine.read_texts()  # the one read of the live state
+        # The one read of the live state runs in the background while we compile.
+        reads = engine.start_reads()
         verified = VerifiedState(state_dir, engine.ownership.name)
         desired_key = _desired_key(active, filters, compiled_cache, engine)
+        compiled = desired = None
+        if not verified.knows(desired_key):
+            # The desired state is new: the full diff is needed whatever the live state is.
+            compiled = compile_bindings(active, filters, compiled_cache)
+            desired = merge_rulesets([ruleset for _b, ruleset in compiled])
+        live_texts = engine.finish_reads(reads)
         live_digest = engine.live_digest(live_texts)
         writes_before = len(engine.runner.writes())
         fast_path = verified.matches(desired_key, live_digest)
@@ -518,8 +525,9 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
             compiled = []
             plan = Plan(tuple(FamilyPlan(f, engine.backends[f].name) for f in engine.ownership.families()))
         else:
-            compiled = compile_bindings(active, filters, compiled_cache)
-            desired = merge_rulesets([ruleset for _b, ruleset in compiled])
+            if desired is None:
+                compiled = compile_bindings(active, filters, compiled_cache)
+                desired = merge_rulesets([ruleset for _b, ruleset in compiled])
             plan = engine.plan(desired, live_texts)
         if not check_mode:
             if plan.changed:
@@ -569,6 +577,9 @@ class VerifiedState:
                     self.data = json.load(handle)
             except (OSError, ValueError):
                 self.data = {}
+
+    def knows(self, desired_key):
+        return bool(self.data) and self.data.get('desired') == desired_key
 
     def matches(self, desired_key, live_digest):
         return bool(self.data) and self.data.get('desired') == desired_key and self.data.get('live') == live_digest

@@ -445,15 +445,29 @@ class XtablesEngine:
     def read_text(self, family):
         """The raw ``*-save`` text of ``family`` (one call, stdout only)."""
         backend = self.backends[family]
-        rc, out, err = self.runner.run(list(backend.save), kind='read')
+        return self._save_result(backend, self.runner.run(list(backend.save), kind='read'))
+
+    @staticmethod
+    def _save_result(backend, result):
+        rc, out, err = result
         if rc != 0:
             raise CommandError('%s failed (rc=%d): %s' % (os.path.basename(backend.save[0]), rc, err.strip()),
                                backend.save, rc, err)
         return out
 
+    def start_reads(self):
+        """Start the ``*-save`` of every family we own tables in; :meth:`finish_reads` collects them."""
+        return [(family, self.runner.start(list(self.backends[family].save), kind='read'))
+                for family in self.ownership.families()]
+
+    def finish_reads(self, handles):
+        """``{family: save text}`` of reads begun with :meth:`start_reads`."""
+        return dict((family, self._save_result(self.backends[family], self.runner.finish(handle)))
+                    for family, handle in handles)
+
     def read_texts(self):
         """``{family: save text}`` for every family we own tables in."""
-        return dict((family, self.read_text(family)) for family in self.ownership.families())
+        return self.finish_reads(self.start_reads())
 
     def live_digest(self, texts):
         """Digest of the live state as read (comments and counters left out).

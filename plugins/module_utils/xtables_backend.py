@@ -155,7 +155,12 @@ class CommandRunner:
         self.calls = []
         self.timeout = timeout
 
+    def argv_for(self, argv):
+        """The argv actually run (subclasses may prefix it, e.g. tests with ``ip netns exec``)."""
+        return list(argv)
+
     def run(self, argv, data=None, kind='read'):
+        argv = self.argv_for(argv)
         self.calls.append((kind, tuple(argv)))
         try:
             # UTF-8 whatever the locale (comments may hold any text); undecodable bytes survive.
@@ -166,6 +171,37 @@ class CommandRunner:
         except OSError as exc:
             raise CommandError('cannot run %s: %s' % (argv[0], exc), argv) from exc
         return proc.returncode, proc.stdout, proc.stderr
+
+    def start(self, argv, kind='read'):
+        """Start ``argv`` (no input) in the background; :meth:`finish` collects it.
+
+        Lets a caller do its own work (compiling, merging) while a big
+        ``*-save`` runs.  Subclasses that only override :meth:`run` still work:
+        their start runs the command at once.
+        """
+        if type(self).run is not CommandRunner.run:
+            return ('done',) + tuple(self.run(argv, kind=kind))
+        argv = self.argv_for(argv)
+        self.calls.append((kind, tuple(argv)))
+        try:
+            proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    encoding='utf-8', errors='surrogateescape')
+        except OSError as exc:
+            raise CommandError('cannot run %s: %s' % (argv[0], exc), argv) from exc
+        return ('running', proc, tuple(argv))
+
+    def finish(self, handle):
+        """``(rc, stdout, stderr)`` of a command begun with :meth:`start`."""
+        if handle[0] == 'done':
+            return handle[1], handle[2], handle[3]
+        _state, proc, argv = handle
+        try:
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            raise CommandError('%s did not finish within %d s' % (argv[0], self.timeout), argv) from exc
+        return proc.returncode, out, err
 
     def writes(self):
         return [argv for kind, argv in self.calls if kind == 'write']

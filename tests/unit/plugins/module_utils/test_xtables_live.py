@@ -93,3 +93,31 @@ def test_backend_resolution_on_this_host():
     assert make_backend('eb', 'nft').restore_argv()[-1] == '--noflush'
     with pytest.raises(BackendError, match='unknown backend'):
         make_backend('ip', 'iptables')
+
+
+def test_runner_background_start_and_finish():
+    import sys
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandRunner
+    runner = CommandRunner()
+    handles = [runner.start([sys.executable, '-c', 'import sys; print("out%d"); sys.exit(%d)' % (i, i)])
+               for i in range(3)]
+    results = [runner.finish(h) for h in handles]
+    assert [(rc, out.strip()) for rc, out, _err in results] == [(0, 'out0'), (1, 'out1'), (2, 'out2')]
+    assert [kind for kind, _argv in runner.calls] == ['read'] * 3 and runner.writes() == []
+
+    class Prefixed(CommandRunner):
+        def argv_for(self, argv):
+            return [sys.executable, '-c', 'import sys; print(sys.argv[1:])'] + list(argv)
+
+    prefixed = Prefixed()
+    rc, out, _err = prefixed.finish(prefixed.start(['a', 'b']))
+    assert rc == 0 and out.strip() == "['a', 'b']"
+    assert prefixed.calls[0][1][-2:] == ('a', 'b')
+
+    class RunOnly(CommandRunner):
+        def run(self, argv, data=None, kind='read'):
+            self.calls.append((kind, tuple(argv)))
+            return 0, 'canned', ''
+
+    run_only = RunOnly()
+    assert run_only.finish(run_only.start(['x'])) == (0, 'canned', '')
