@@ -444,8 +444,8 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
     ``upserts``: StoredBinding objects to create or update (seq ignored);
     ``removals``: interfaces to unbind; ``exclusive``: also unbind every
     stored interface not in ``upserts``.  One read of the live state and at
-    most one restore per family, under the state_dir lock.  The binding files
-    are written only after the kernel accepted the rules, so a failed run
+    most one restore per family, under the state_dir lock.  The bindings
+    file is written only after the kernel accepted the rules, so a failed run
     leaves both the kernel and the store as they were.
     """
     from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
@@ -511,10 +511,14 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         verified = VerifiedState(state_dir, engine.ownership.name)
         desired_key = _desired_key(active, filters, compiled_cache, engine)
         compiled = desired = None
-        if not verified.knows(desired_key):
-            # The desired state is new: the full diff is needed whatever the live state is.
-            compiled = compile_bindings(active, filters, compiled_cache)
-            desired = merge_rulesets([ruleset for _b, ruleset in compiled])
+        try:
+            if not verified.knows(desired_key):
+                # The desired state is new: the full diff is needed whatever the live state is.
+                compiled = compile_bindings(active, filters, compiled_cache)
+                desired = merge_rulesets([ruleset for _b, ruleset in compiled])
+        except BaseException:
+            engine.cancel_reads(reads)
+            raise
         live_texts = engine.finish_reads(reads)
         live_digest = engine.live_digest(live_texts)
         writes_before = len(engine.runner.writes())

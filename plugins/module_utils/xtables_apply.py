@@ -465,6 +465,11 @@ class XtablesEngine:
         return dict((family, self._save_result(self.backends[family], self.runner.finish(handle)))
                     for family, handle in handles)
 
+    def cancel_reads(self, handles):
+        """Stop reads begun with :meth:`start_reads` whose result is no longer wanted."""
+        for _family, handle in handles:
+            self.runner.cancel(handle)
+
     def read_texts(self):
         """``{family: save text}`` for every family we own tables in."""
         return self.finish_reads(self.start_reads())

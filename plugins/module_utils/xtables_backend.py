@@ -203,6 +203,13 @@ class CommandRunner:
             raise CommandError('%s did not finish within %d s' % (argv[0], self.timeout), argv) from exc
         return proc.returncode, out, err
 
+    @staticmethod
+    def cancel(handle):
+        """Stop a command begun with :meth:`start` (reads only) and reap it."""
+        if handle[0] == 'running':
+            handle[1].kill()
+            handle[1].communicate()
+
     def writes(self):
         return [argv for kind, argv in self.calls if kind == 'write']
 

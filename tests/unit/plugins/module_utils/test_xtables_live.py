@@ -121,3 +121,12 @@ def test_runner_background_start_and_finish():
 
     run_only = RunOnly()
     assert run_only.finish(run_only.start(['x'])) == (0, 'canned', '')
+
+
+def test_runner_cancel_reaps_a_running_read():
+    import sys
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandRunner
+    runner = CommandRunner()
+    handle = runner.start([sys.executable, '-c', 'import time; time.sleep(30)'])
+    runner.cancel(handle)
+    assert handle[1].returncode is not None
