@@ -32,6 +32,14 @@ CASES = {
   <rule action='accept' direction='inout'><tcp dstportstart='25' state='$S'/></rule>
   <rule action='drop' direction='out'><tcp dstportstart='23' state='$S'/></rule>
 </filter>"""}, 't', {'S': 'NEW'}),
+    # F8: a second element's state adds to the first one's
+    'states-accumulate-across-elements': ({'t': """
+<filter name='t'>
+  <rule action='drop' direction='out'><tcp state='NEW'/><tcp state='ESTABLISHED'/></rule>
+  <rule action='drop' direction='in'><udp state='NEW,invalid'/><udp state='NEW,related'/></rule>
+  <rule action='drop' direction='out'><tcp state='NEW'/><tcp match='no' state='NONE'/></rule>
+  <rule action='drop' direction='out'><tcp flags='SYN/SYN'/><tcp flags='ACK/ACK'/></rule>
+</filter>"""}, 't', {}),
     'iterators-and-indexes': ({'t': """
 <filter name='t'>
   <rule action='accept' direction='out' priority='100'>
