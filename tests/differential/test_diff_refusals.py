@@ -30,6 +30,10 @@ REFUSED = {
     # F6, F7: libvirt cannot use variables in these attributes
     'variable-comment': (_one("<rule action='drop' direction='out'><tcp comment='$D'/></rule>"), {'D': '5'}),
     'variable-tcp-flags': (_one("<rule action='return' direction='out'><tcp flags='$F'/></rule>"), {'F': 'SYN/ALL'}),
+    # F9: libvirt drops parameter values outside [A-Za-z0-9_.:]+, leaving X undefined
+    'parameter-value-with-slash': (_one("<rule action='drop' direction='out'><all dstipaddr='$X'/></rule>"),
+                                   {'X': '1.2.3.4/8'}),
+    'parameter-value-empty': (_one("<rule action='drop' direction='out'><all dstipaddr='$X'/></rule>"), {'X': ''}),
     'reference-loop': ({'t': "<filter name='t'><filterref filter='loop-a'/></filter>",
                         'loop-a': "<filter name='loop-a'><filterref filter='loop-b'/></filter>",
                         'loop-b': "<filter name='loop-b'><filterref filter='loop-a'/></filter>"}, {}),
