@@ -255,10 +255,24 @@ def _chain_lines(name, rules):
     return ['-A %s %s' % (name, render_rule(rule)) if rule else '-A %s' % name for rule in rules]
 
 
+_DIGITS = re.compile(r'(\d+)')
+
+
+def _natural_key(name):
+    return [(0, int(part), '') if part.isdigit() else (1, 0, part) for part in _DIGITS.split(name)]
+
+
 def _declaration_order(names):
-    # ebtables-nft/iptables-nft insert chains into a name-sorted list; declaring them
-    # in reverse name order makes a 9000-chain restore ~5x faster (measured).
-    return sorted(names, reverse=True)
+    """Order in which chains are created (and filled) in a restore.
+
+    The order chains are created in is the order nft keeps them in, and it
+    decides the cost of both this restore and of every later ``*-save``
+    (measured, 9,000 ebtables chains): name order makes saves ~4x slower
+    (2.1 s vs 0.5 s), random order makes restores ~2.5x slower; natural order
+    (vnet2 before vnet10) is fast for both (restore 3.3 s, save 0.5 s; libvirt's
+    creation order: 6.8 s and 0.6 s).
+    """
+    return sorted(names, key=_natural_key)
 
 
 class CanonicalCache:
@@ -374,7 +388,7 @@ def _scratch_text(family, works_and_items):
                 seen.add(hook.chain)
         out.append('*%s' % work.name)
         out.extend(chain_declaration(family, name) for name in _declaration_order(declared))
-        for name, rules in sorted(chains, key=lambda item: item[0], reverse=True):
+        for name, rules in sorted(chains, key=lambda item: _natural_key(item[0])):
             out.extend(_chain_lines(name, rules))
         for hook, rendered in hooks:
             out.append('-A %s %s' % (hook.chain, rendered))
@@ -700,7 +714,7 @@ class XtablesEngine:
         lines.extend('-D %s %s' % (chain, rule) for chain, rule in deletes)
         lines.extend(chain_declaration(family, name)
                      for name in _declaration_order([n for n, _r in write_chains] + obsolete))
-        for name, rules in sorted(write_chains, key=lambda item: item[0], reverse=True):
+        for name, rules in sorted(write_chains, key=lambda item: _natural_key(item[0])):
             lines.extend(_chain_lines(name, rules))
         lines.extend('-X %s' % name for name in obsolete)
         for chain, rendered, position in adds:
