@@ -20,7 +20,7 @@ each N, with clean-traffic bound to vnet0..vnetN-1 (one IP each):
 * save      - one ebtables-save of the final state: the read every run needs;
 * floor     - one ebtables-restore of the same final ruleset into an empty
               namespace (Ruleset.render order), and the same text in the order
-              the engine writes (reverse-sorted chains), whichever is faster
+              the engine writes (natural name order), whichever is faster
               is the floor the ratios use.
 
 Interfaces are not created (N veths would dominate the set-up); the bindings
