@@ -21,7 +21,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilt
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError, ResolveError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import (
     filter_tree, instances, normalise_parameters, resolve)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import IllegalValue, parse_mac
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import (
+    IllegalValue, parse_mac, valid_parameter_name, valid_parameter_value)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import Chain, Hook, Ruleset, Table
 
 # Linux allows more, but anything else would be unsafe or ambiguous in xtables
@@ -155,6 +156,13 @@ def _xtables_table(family, interface, ip_rules):
 def binding_variables(mac, parameters):
     """The top-level variable table: the binding's parameters plus MAC unless given."""
     variables = normalise_parameters(parameters)
+    for name, values in variables:
+        # libvirt silently drops such parameters (and then misses the variable); we say so.
+        if not valid_parameter_name(name):
+            raise BindingError('parameter name %r must be [A-Za-z0-9_]+' % (name,))
+        for value in values:
+            if not valid_parameter_value(value):
+                raise BindingError('parameter %s: value %r must be [A-Za-z0-9_.:]+' % (name, value))
     if mac is not None and 'MAC' not in dict(variables):
         variables += (('MAC', (mac,)),)
     return variables

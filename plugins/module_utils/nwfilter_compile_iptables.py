@@ -146,17 +146,21 @@ def rule_copies(inst):
         raise ResolveError("action 'continue' cannot be used with the IP-layer protocol <%s>: iptables has no "
                            "CONTINUE target (use it with Ethernet-layer protocols only)" % rule.protocol,
                            filter_name=inst.filter_name, rule=rule.where(), attribute='action', value='continue')
-    for name, what, used in (('state', 'an empty state', rule.statematch),
-                             ('ipset', 'an empty ipset name', inst.get('ipsetflags') is not None)):
-        if used and inst.text(name) == '':
-            # libvirt accepts these when parsing, then builds a command iptables refuses.
-            raise ResolveError('%s cannot be instantiated' % what, filter_name=inst.filter_name,
-                               rule=rule.where(), attribute=name, value='')
+    if inst.text('ipset') == '' and inst.get('ipsetflags') is not None:
+        # libvirt accepts it when parsing, then builds a command iptables refuses.
+        raise ResolveError('an empty ipset name cannot be instantiated', filter_name=inst.filter_name,
+                           rule=rule.where(), attribute='ipset', value='')
+    for name, what in (('comment', 'comment'), ('flags', 'TCP flags')):
+        value = rule.get(name)
+        if value is not None and value.var is not None:
+            # libvirt cannot instantiate these either (it drops the value or calls the variable unresolvable).
+            raise ResolveError('a variable cannot be used for %s' % what, filter_name=inst.filter_name,
+                               rule=rule.where(), attribute=name, value=value.raw)
     direction = rule.direction
     dir_in = direction in ('in', 'inout')
     action = rule.action
     has_type = rule.protocol in ('icmp', 'icmpv6') and inst.get('type') is not None
-    state = inst.text('state')
+    state = rule.state_flags
 
     wanted = {FROM_GUEST: True, TO_GUEST: True}
     fi_state = fo_state = fi_dir = fo_dir = None

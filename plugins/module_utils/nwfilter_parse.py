@@ -25,7 +25,8 @@ import uuid as uuidlib
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import (
-    IllegalValue, Value, parse_mac, parse_value, parse_var_access, valid_parameter_name, valid_parameter_value)
+    IllegalValue, Value, parse_mac, parse_state, parse_value, parse_var_access, valid_parameter_name,
+    valid_parameter_value)
 
 try:
     from lxml import etree
@@ -58,6 +59,10 @@ class Rule:
     # later element of the same protocol overwrote: libvirt still iterates over
     # (and requires) them.
     var_accesses: tuple = ()
+    # Connection states the rule matches: the union of every literal ``state``
+    # of its elements (libvirt ORs them), 'NONE' if any says NONE, None if no
+    # literal state was given (a ``$VAR`` state is ignored by libvirt too).
+    state_flags: str | None = None
 
     def get(self, name):
         for value in self.values:
@@ -241,6 +246,7 @@ def _parse_rule(element, filter_name, position, strict, source):
     raw_values = {}
     negated = {}
     var_accesses = []
+    literal_states = []
     for child in chosen:
         is_negated = child.get('match') == 'no'
         if strict:
@@ -254,6 +260,8 @@ def _parse_rule(element, filter_name, position, strict, source):
             if raw is not None:
                 raw_values[attr_spec.name] = raw
                 negated[attr_spec.name] = is_negated
+                if attr_spec.name == 'state' and not raw.startswith('$'):
+                    literal_states.append(raw)
                 if raw.startswith('$'):
                     try:
                         access = parse_var_access(raw[1:])
@@ -281,9 +289,10 @@ def _parse_rule(element, filter_name, position, strict, source):
                               rule=where(priority), attribute=attr_spec.name, value=raw, source=source)
 
     values, ipset_unusable = _fixup_ipset(spec, values)
+    state_flags = parse_state(','.join(literal_states)) if literal_states else None
     rule = Rule(action=action, direction=direction, priority=priority, statematch=statematch,
                 protocol=spec.name, values=tuple(values), position=position, line=element.sourceline,
-                ipset_unusable=ipset_unusable, var_accesses=tuple(var_accesses))
+                ipset_unusable=ipset_unusable, var_accesses=tuple(var_accesses), state_flags=state_flags or None)
     _validate_rule(rule, filter_name, source)
     return rule
 

@@ -170,11 +170,9 @@ def test_too_long_ebtables_subchain_name_refused():
     assert compile_binding('edgeinterfac', MAC, 't', {}, flts).table('eb', 'nat').chain('I-edgeinterfac-ipv4-abcdefg')
 
 
-def test_empty_state_or_ipset_refused_only_where_used():
-    with pytest.raises(ResolveError, match='empty state'):
-        compile_one("<rule action='accept' direction='in'><udp state=''/></rule>")
-    assert chain(compile_one("<rule action='accept' direction='in' statematch='false'><udp state=''/></rule>"),
-                 'ip', 'FO-vnet3') == ['-p udp -j ACCEPT']
+def test_empty_ipset_refused_empty_state_means_no_state():
+    assert chain(compile_one("<rule action='drop' direction='in'><udp state=''/></rule>"),
+                 'ip', 'FO-vnet3') == ['-p udp -j DROP']
     with pytest.raises(ResolveError, match='empty ipset'):
         compile_one("<rule action='accept' direction='in'><all ipset='' ipsetflags='src'/></rule>")
 
@@ -184,3 +182,30 @@ def test_ip_mac_mask_keeps_its_own_negation():
     rule = pf("<filter name='f'><rule action='drop' direction='out'><ip dstmacaddr='1:2:3:4:5:6'/>"
               "<ip match='no' dstmacmask='ff:ff:ff:ff:ff:ff'/></rule></filter>").rules[0]
     assert rule.get('dstmacmask').negated and not rule.get('dstmacaddr').negated
+
+
+def test_state_from_several_elements_is_the_union_and_variable_state_is_ignored():
+    # differential FINDINGS F8 and F5
+    rs = compile_one("<rule action='drop' direction='out'><tcp state='NEW'/><tcp state='ESTABLISHED'/></rule>")
+    assert chain(rs, 'ip', 'FI-vnet3') == ['-p tcp -m conntrack --ctstate NEW,ESTABLISHED -j DROP']
+    rs = compile_one("<rule action='drop' direction='out'><tcp state='NEW'/><tcp match='no' state='NONE'/></rule>")
+    assert chain(rs, 'ip', 'FI-vnet3') == ['-p tcp -j DROP'] and chain(rs, 'ip', 'FO-vnet3') == []
+    rs = compile_one("<rule action='accept' direction='out'><tcp dstportstart='22' state='$S'/></rule>",
+                     params={'S': ['NEW', 'ESTABLISHED']})
+    assert chain(rs, 'ip', 'FO-vnet3') == ['-p tcp --sport 22 -m conntrack --ctstate ESTABLISHED '
+                                           '-m conntrack --ctdir Reply -j ACCEPT'] * 2
+
+
+@pytest.mark.parametrize('body', [
+    "<rule action='drop' direction='out'><tcp comment='$D'/></rule>",
+    "<rule action='return' direction='out'><tcp flags='$D'/></rule>",
+])
+def test_variables_libvirt_cannot_instantiate_are_refused(body):
+    with pytest.raises(ResolveError, match='variable cannot be used'):
+        compile_one(body, params={'D': '5'})
+
+
+@pytest.mark.parametrize('params', [{'X': '1.2.3.4/8'}, {'X': ''}, {'X': ['1.1.1.1', 'a b']}, {'bad-name': '1'}])
+def test_invalid_binding_parameters_refused(params):
+    with pytest.raises(BindingError):
+        compile_one("<rule action='drop' direction='out'><all dstipaddr='$X'/></rule>", params=params)
