@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -13,7 +14,7 @@ from ansible_collections.hypervisor.netfilter.tests.lib.fixtures import (  # noq
     hypervisor, hypervisor_factory, netns, require_tools)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import (
     BRIDGE_NF_SYSCTLS, Netns, NetnsError, ThrowawayHypervisor, UnsafeNamespace, can_create_namespaces,
-    list_namespaces)
+    cleanup_stale, list_namespaces)
 
 pytestmark = pytest.mark.skipif(not can_create_namespaces()[0], reason=can_create_namespaces()[1] or 'ok')
 
@@ -163,3 +164,26 @@ def test_rejects_bad_arguments():
         ThrowawayHypervisor(bridge='a-bridge-name-far-too-long')
     with pytest.raises(ValueError):
         Netns(name='bad name')
+
+
+def test_cleanup_stale_removes_only_namespaces_of_dead_processes():
+    dead_pid = _dead_pid()
+    # A prefix of its own: never touch stale namespaces of other runs here.
+    prefix = 'hnfstale%s' % os.urandom(3).hex()
+    stale = Netns(name='%s-%d-x' % (prefix, dead_pid)).create()
+    alive = Netns(name='%s-%d-y' % (prefix, os.getpid())).create()
+    try:
+        deleted = cleanup_stale(prefix)
+        assert deleted == [stale.name]
+        assert stale.name not in list_namespaces()
+        assert alive.name in list_namespaces() and alive.name not in deleted
+    finally:
+        stale.created = stale.name in list_namespaces()
+        stale.delete()
+        alive.delete()
+
+
+def _dead_pid():
+    proc = subprocess.Popen(['true'])  # pylint: disable=consider-using-with
+    proc.wait()
+    return proc.pid
