@@ -341,3 +341,13 @@ def test_coexists_with_virt_network_owner(ns, tmp_path):
     engine_in(ns, str(tmp_path / 'nwf')).sync(Ruleset())
     forward = [l for l in dump(ns, 'ip').splitlines() if l.startswith('-A FORWARD')]
     assert forward == ['-A FORWARD -j LIBVIRT_FWX', '-A FORWARD -j LIBVIRT_FWI', '-A FORWARD -j LIBVIRT_FWO']
+
+
+def test_ebtables_chain_policy_drift_repaired(ns):
+    """Our ebtables chains have policy ACCEPT (like libvirt's -N); another policy is drift."""
+    engine_in(ns).sync(_clean_traffic(1))
+    ns.run(['ebtables-nft', '-t', 'nat', '-P', 'I-vnet0-mac', 'RETURN'])
+    result = engine_in(ns).sync(_clean_traffic(1))
+    assert result.changed and [c.chain for c in result.plan.family('eb').chain_changes] == ['I-vnet0-mac']
+    assert ':I-vnet0-mac ACCEPT' in dump(ns, 'eb')
+    assert not engine_in(ns).sync(_clean_traffic(1)).changed
