@@ -110,7 +110,8 @@ _NWFILTER_IP = r'libvirt-(in|out|in-post|host-in)|(F[IOJP]|H[IJ])-.+'
 
 
 _COUNT_NAME = {'create': 'chains_created', 'replace': 'chains_replaced', 'delete': 'chains_deleted'}
-_COUNTERS = re.compile(r'\s*\[\d+:\d+\]\s*$')
+_COUNTERS = re.compile(r'^(:\S+ \S+) \[\d+:\d+\]$', re.M)
+_COMMENT_LINES = re.compile(r'^#.*\n?', re.M)
 
 
 class ApplyError(NetfilterError):
@@ -498,13 +499,8 @@ class XtablesEngine:
         hasher = hashlib.sha256()
         for family in sorted(texts):
             hasher.update(('\0%s\0%s\0' % (family, self.backends[family].tool_id)).encode('utf-8'))
-            for line in texts[family].split('\n'):
-                if line.startswith('#'):
-                    continue
-                if line.startswith(':'):
-                    line = _COUNTERS.sub('', line)
-                hasher.update(line.encode('utf-8'))
-                hasher.update(b'\n')
+            text = _COMMENT_LINES.sub('', texts[family])
+            hasher.update(_COUNTERS.sub(r'\1', text).encode('utf-8', 'surrogateescape'))
         return hasher.hexdigest()
 
     def read_live(self, family, text=None):

@@ -351,3 +351,14 @@ def test_control_characters_never_reach_restore(tmp_path, bad):
     with pytest.raises(ApplyError, match='is not a plain string'):
         engine.sync(desired)
     assert engine.runner.calls == [] and kernels['iptables'].restores == 0
+
+
+def test_live_digest_ignores_comments_and_counters_only(tmp_path):
+    engine = make_engine(tmp_path)[0]
+    base = {'ip': '# Generated at 1\n*filter\n:INPUT ACCEPT [1:2]\n:FI-x - [0:0]\n-A FI-x -j DROP\nCOMMIT\n'}
+    same = {'ip': '# Generated at 2\n*filter\n:INPUT ACCEPT [7:9]\n:FI-x - [3:3]\n-A FI-x -j DROP\nCOMMIT\n'}
+    other = {'ip': '# Generated at 2\n*filter\n:INPUT ACCEPT [7:9]\n:FI-x - [3:3]\n-A FI-x -j RETURN\nCOMMIT\n'}
+    policy = {'ip': '*filter\n:INPUT DROP [1:2]\n:FI-x - [0:0]\n-A FI-x -j DROP\nCOMMIT\n'}
+    assert engine.live_digest(base) == engine.live_digest(same)
+    assert engine.live_digest(base) != engine.live_digest(other)
+    assert engine.live_digest(base) != engine.live_digest(policy)
