@@ -176,8 +176,9 @@ class Case:
 
 
 class Generator:
-    def __init__(self, seed):
+    def __init__(self, seed, size=1):
         self.rng = random.Random(seed)
+        self.size = size  # scales rules per filter and child filters per case
 
     # ------------------------------------------------------------ values
     def chance(self, p):
@@ -430,7 +431,7 @@ class Generator:
                 attrs['priority'] = str(rng.randrange(-1000, 1001))
         root = ET.Element('filter', attrs)
         entries = []
-        for dummy in range(rng.randrange(1, 5)):
+        for dummy in range(rng.randrange(1, 1 + 4 * self.size)):
             entries.append(self.rule(False, child, chain_proto))
         for target in child_names:
             for dummy in range(1 if self.chance(0.85) else 2):  # sometimes referenced twice
@@ -450,7 +451,7 @@ class Generator:
 
     def case(self, index):
         prefix = 'r%03d' % index
-        count = self.rng.choice((0, 0, 1, 1, 2, 3))
+        count = self.rng.choice((0, 0, 1, 1, 2, 3)) * self.size
         children = []
         texts = {}
         # children reference only later children: the tree is a DAG

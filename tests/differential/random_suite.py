@@ -220,8 +220,8 @@ def _reachable(top, filters):
 
 # ------------------------------------------------------------------ driver
 
-def run(oracle, count, seed, batch=20, do_shrink=False, log=print):
-    generator = Generator(seed)
+def run(oracle, count, seed, batch=20, do_shrink=False, log=print, size=1):
+    generator = Generator(seed, size)
     cases = [generator.case(i) for i in range(count)]
     outcomes = []
     shared_diffs = []
@@ -262,6 +262,7 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=None)
     parser.add_argument('--batch', type=int, default=20)
     parser.add_argument('--shrink', action='store_true')
+    parser.add_argument('--size', type=int, default=1, help='scale of the generated filters (rules, children)')
     parser.add_argument('--ns', help='reuse this libvirt-oracle instance (started if needed, not stopped)')
     parser.add_argument('--report', help='write non-identical outcomes here')
     args = parser.parse_args(argv)
@@ -271,7 +272,7 @@ def main(argv=None):
     instance.start()
     try:
         outcomes, shared = run(instance, args.cases, seed, args.batch, args.shrink,
-                               log=lambda m: print(m, flush=True))
+                               log=lambda m: print(m, flush=True), size=args.size)
     finally:
         if not args.ns:
             instance.stop()

@@ -5,6 +5,7 @@ HNF_RANDOM_DIFF=N runs N generated cases (generator.py) against libvirt;
 HNF_RANDOM_SEED=S repeats a run (the seed is always printed);
 HNF_RANDOM_BATCH=B bindings per oracle call (default 20);
 HNF_RANDOM_SHRINK=1 minimises mismatching cases (one oracle call per try);
+HNF_RANDOM_SIZE=K scales the filters (K x rules per filter and child filters);
 HNF_RANDOM_REPORT=PATH also writes the report there.
 Every case must give the same rules as libvirt, or be refused by both.
 """
@@ -32,7 +33,7 @@ def test_random_filters_match_libvirt(libvirt_oracle):
     outcomes, shared = random_suite.run(
         libvirt_oracle, COUNT, seed, batch=int(os.environ.get('HNF_RANDOM_BATCH') or 20),
         do_shrink=os.environ.get('HNF_RANDOM_SHRINK') == '1',
-        log=lambda msg: sys.stderr.write(msg + '\n'))
+        log=lambda msg: sys.stderr.write(msg + '\n'), size=int(os.environ.get('HNF_RANDOM_SIZE') or 1))
     bad = [o for o in outcomes if o.status not in ('identical', 'both-rejected')]
     report = ''.join(random_suite.format_outcome(o) for o in bad)
     report += ''.join('=== lines no NIC owns differ\n' + d for d in shared)
