@@ -241,7 +241,7 @@ def _parse_number(spec, text):
         if text.lower() == name.lower():
             return number, False
     raise IllegalValue('not a number in range 0-%d%s' % (
-        limit, (' or one of ' + ', '.join(n for n, _ in spec.names)) if spec.names else ''))
+        limit, (' or one of ' + ', '.join(pair[0] for pair in spec.names)) if spec.names else ''))
 
 
 def parse_value(spec, raw, negated=False):

@@ -142,7 +142,7 @@ def scenarios():
     port_bindings = []
     for index, name in enumerate(sorted(n for n in os.listdir(corpus_path(CBUGK)) if n.startswith('nwfilter-port-')
                                         and n.endswith('.xml'))):
-        _, direction, action = name[:-4].split('-')[1:]
+        direction, action = name[:-4].split('-')[2:]
         port_bindings.append(('cbp%d' % index, '52:54:00:cb:00:%02x' % (index + 16), 'port-%s-%s' % (direction, action),
                               _cbugk_port_params(direction, action)))
     return [

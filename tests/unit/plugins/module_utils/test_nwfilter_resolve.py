@@ -17,7 +17,7 @@ def combos(doc, variables):
     result = []
     for item in resolve(name, flt, tuple(variables.items())):
         for inst in instances(item):
-            result.append(tuple(text for _, text, _ in inst.attrs))
+            result.append(tuple(attr[1] for attr in inst.attrs))
     return result
 
 
