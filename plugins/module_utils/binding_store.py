@@ -30,8 +30,8 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
 
 DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
@@ -203,33 +203,12 @@ def next_seq(bindings):
     return max([b.seq for b in bindings] + [0]) + 1
 
 
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_bindings(state_dir, bindings):
     """Replace the stored bindings by ``bindings`` (in this order), atomically."""
     path = bindings_path(state_dir)
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
     text = json.dumps({'version': FORMAT_VERSION, 'bindings': [b.to_dict() for b in bindings]},
                       indent=1, sort_keys=True) + '\n'
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % BINDINGS_FILE, suffix='.tmp', dir=state_dir)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(state_dir)
+    atomic_write(path, text)
     return path
 
 
@@ -377,17 +356,8 @@ class CompiledCache:
     def save(self):
         if not self.path or (not self.dirty and len(self.used) == len(self.entries)):
             return
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.compiled-', dir=directory)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                json.dump({'version': self.VERSION, 'entries': self.used}, handle, separators=(',', ':'))
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, json.dumps({'version': self.VERSION, 'entries': self.used}, separators=(',', ':')),
+                     durable=False)
 
 
 def _chain_owner_map(compiled):
@@ -591,17 +561,7 @@ class VerifiedState:
     def record(self, desired_key, live_digest):
         if not self.path or self.matches(desired_key, live_digest):
             return
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.verified-', dir=directory)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                json.dump({'desired': desired_key, 'live': live_digest}, handle)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, json.dumps({'desired': desired_key, 'live': live_digest}), durable=False)
 
 
 def rebuild_filter_users(state_dir, filter_name, engine, filters=None, check_mode=False, **kwargs):

@@ -13,30 +13,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import find_tool
 
-_SBIN = ('/usr/sbin', '/sbin', '/usr/local/sbin', '/usr/bin', '/bin')
 SYS_NET = '/sys/class/net'
 PROC_SYS = '/proc/sys'
 
 
 class HostError(NetfilterError):
     """A host command failed; the message carries the tool's own error text."""
-
-
-def find_tool(name):
-    path = shutil.which(name)
-    if path:
-        return path
-    for directory in _SBIN:
-        candidate = os.path.join(directory, name)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 class Runner:

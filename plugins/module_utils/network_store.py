@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import (
     NetworkSpec, NetworkSpecError)
 
@@ -89,19 +89,7 @@ def next_seq(stored):
 
 
 def save(state_dir, network):
-    directory = _dir(state_dir)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % network.spec.name, dir=directory)
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(network.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, network_path(state_dir, network.spec.name))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(network_path(state_dir, network.spec.name), network.to_json())
 
 
 def remove(state_dir, name):

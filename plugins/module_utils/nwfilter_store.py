@@ -25,8 +25,8 @@ import dataclasses
 import errno
 import os
 import re
-import tempfile
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write, fsync_dir
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_format import format_filter
@@ -230,34 +230,6 @@ def users_of(name, state_dir, filters=None, bindings=None):
 # --------------------------------------------------------------------------
 # Writing
 
-def atomic_write(path, text, mode=0o600):
-    """Write ``text`` to ``path`` atomically: temp file in the same directory,
-    fsync, rename over the target, fsync the directory."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_filter(state_dir, nwfilter):
     """Store ``nwfilter`` (which must have a UUID) as canonical XML; return the text written."""
     if not nwfilter.uuid:
@@ -276,7 +248,7 @@ def remove_filter(state_dir, name):
         if exc.errno == errno.ENOENT:
             return False
         raise StoreError('cannot remove %s: %s' % (path, exc), filter_name=name)
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path))
     return True
 
 

@@ -85,9 +85,9 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
@@ -313,17 +313,8 @@ class CanonicalCache:
         if not self.dirty and len(self.used) == len(self.entries):
             return
         kept = {k: self.entries[k] for k in self.used if k in self.entries}
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.canonical-', dir=directory)
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                json.dump({'version': CACHE_VERSION, 'entries': kept}, handle, separators=(',', ':'))
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path, json.dumps({'version': CACHE_VERSION, 'entries': kept}, separators=(',', ':')),
+                     durable=False)
 
 
 class _TableWork:
