@@ -61,28 +61,20 @@ def _eth_header(inst, args, reverse, with_dst=True):
     if with_dst:
         pairs.append(('dstmacaddr', 'dstmacmask', '-d', '-s'))
     for addr_name, mask_name, option, reversed_option in pairs:
-        addr = inst.get(addr_name)
-        if addr is None:
-            continue
-        mask = inst.text(mask_name)
-        value = addr[0] if mask is None else '%s/%s' % (addr[0], mask)
-        _opt(args, reversed_option if reverse else option, addr, value)
+        item = _joined(inst, addr_name, mask_name, '/')
+        if item:
+            _opt(args, reversed_option if reverse else option, item[0], item[1])
 
 
-def _ip_pair(inst, addr_name, mask_name):
-    addr = inst.get(addr_name)
-    if addr is None:
+def _joined(inst, first_name, second_name, joiner):
+    """``(first item, 'FIRST[<joiner>SECOND]')`` for addr/mask and lo:hi pairs; None without FIRST.
+
+    The first item's negation decides the '!' (libvirt prints by the leader)."""
+    first = inst.get(first_name)
+    if first is None:
         return None
-    mask = inst.text(mask_name)
-    return addr, (addr[0] if mask is None else '%s/%s' % (addr[0], mask))
-
-
-def _range(inst, low_name, high_name):
-    low = inst.get(low_name)
-    if low is None:
-        return None
-    high = inst.text(high_name)
-    return low, (low[0] if high is None else '%s:%s' % (low[0], high))
+    second = inst.text(second_name) if second_name else None
+    return first, (first[0] if second is None else '%s%s%s' % (first[0], joiner, second))
 
 
 def _ip_options(inst, args, reverse, family):
@@ -94,7 +86,7 @@ def _ip_options(inst, args, reverse, family):
         sport_opt, dport_opt = '--ip6-source-port', '--ip6-destination-port'
     for addr_name, mask_name, option, reversed_option in (
             ('srcipaddr', 'srcipmask', src_opt, dst_opt), ('dstipaddr', 'dstipmask', dst_opt, src_opt)):
-        pair = _ip_pair(inst, addr_name, mask_name)
+        pair = _joined(inst, addr_name, mask_name, '/')
         if pair:
             _opt(args, reversed_option if reverse else option, pair[0], pair[1])
     protocol = inst.get('protocol')
@@ -102,7 +94,7 @@ def _ip_options(inst, args, reverse, family):
         _opt(args, proto_opt, protocol)
     for low, high, option, reversed_option in (
             ('srcportstart', 'srcportend', sport_opt, dport_opt), ('dstportstart', 'dstportend', dport_opt, sport_opt)):
-        item = _range(inst, low, high)
+        item = _joined(inst, low, high, ':')
         if item:
             _opt(args, reversed_option if reverse else option, item[0], item[1])
     if family == 4:
@@ -157,11 +149,9 @@ def _arp_options(inst, args, reverse):
 
 def _stp_options(inst, args):
     for option, low_name, high_name, joiner in _STP_ITEMS:
-        low = inst.get(low_name)
-        if low is None:
-            continue
-        high = inst.text(high_name) if high_name else None
-        _opt(args, option, low, low[0] if high is None else '%s%s%s' % (low[0], joiner, high))
+        item = _joined(inst, low_name, high_name, joiner)
+        if item:
+            _opt(args, option, item[0], item[1])
 
 
 def _check_vlan_id(inst):
