@@ -42,10 +42,10 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))
 import conftest  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store  # noqa: E402
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets  # noqa: E402
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (  # noqa: E402
     NWFILTER_OWNERSHIP, XtablesEngine, _declaration_order)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandRunner  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner  # noqa: E402
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns  # noqa: E402
 
 
@@ -105,7 +105,7 @@ def median(values):
 
 
 def bench(count, repeat):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import builtin_filters
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
     filters = builtin_filters()
     apply_t, noop_t, noop2_t, one_t, save_t, floor_naive, floor_sorted = [], [], [], [], [], [], []
     noop_writes = one_chains = rules = None

@@ -275,12 +275,12 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
         NWFILTER_OWNERSHIP, XtablesEngine)
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandError
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
     IMPORT_ERROR = None
 except ImportError as exc:  # lxml (filter parsing) is the only non-core dependency
     IMPORT_ERROR = exc
@@ -314,7 +314,7 @@ def argument_spec():
 def requested_nics(params):
     """``[(interface, mac, filter, parameters, where)]`` from whichever input form was used."""
     if params['binding_xml'] is not None:
-        from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding
+        from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding
         parsed = parse_binding(params['binding_xml'], source='binding_xml')
         return [(parsed.portdev, parsed.mac, parsed.filter, tuple(parsed.parameters), 'binding_xml')]
     if params['interface'] is not None:

@@ -220,10 +220,11 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_parse, nwfilter_schema
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_store as store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as nwfilter_schema
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 
 
 def argument_spec():
@@ -257,8 +258,8 @@ def rebuild_bindings(module, name, filters):
     holds every filter as it is after the change.  Returns the interfaces
     whose filter tree contains ``name`` (rebuilt, or to rebuild in check mode)."""
     # Imported here: only a change that affects bindings needs the xtables engine.
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
         NWFILTER_OWNERSHIP, XtablesEngine)
     params = module.params
     engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['backend'], ebtables_backend=params['ebtables_backend'],

@@ -330,8 +330,9 @@ forwarding:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import network_engine, network_parse
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import networks as network_engine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 
 MODEL_OPTIONS = ('bridge', 'forward_mode', 'forward_dev', 'ipv4', 'ipv6', 'ipv6_no_gateway', 'nat', 'dns')
 

@@ -23,12 +23,13 @@ PROBE = r'''
 import glob, importlib, os, sys
 sys.path.insert(0, sys.argv[1])
 base = 'ansible_collections.hypervisor.netfilter.plugins.module_utils.'
-for path in sorted(glob.glob(os.path.join(sys.argv[1], 'ansible_collections/hypervisor/netfilter/plugins/module_utils/*.py'))):
-    importlib.import_module(base + os.path.basename(path)[:-3])
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_parse
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
+top = os.path.join(sys.argv[1], 'ansible_collections/hypervisor/netfilter/plugins/module_utils')
+for path in sorted(glob.glob(os.path.join(top, '**', '*.py'), recursive=True)):
+    importlib.import_module(base + os.path.relpath(path, top)[:-3].replace(os.sep, '.'))
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
 if not nwfilter_parse.HAS_LXML:
     try:
         nwfilter_parse.parse_filter(BUILTIN_FILTERS['allow-arp'])
@@ -55,9 +56,9 @@ def _interpreters():
 
 
 def _expected_clean_traffic():
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
     filters = dict((n, parse_filter(x)) for n, x in BUILTIN_FILTERS.items())
     return compile_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'}, filters).render('eb')
 

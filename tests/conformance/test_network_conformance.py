@@ -27,8 +27,10 @@ import uuid
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import (
-    network_commands, network_compile_iptables, network_compile_nftables, network_parse)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._testing import network_commands
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_iptables as network_compile_iptables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_nftables as network_compile_nftables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 VECTORS = os.path.join(os.path.dirname(REPO), 'shared', 'reference', 'libvirt-11.3.0', 'tests',

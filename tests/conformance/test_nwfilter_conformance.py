@@ -23,8 +23,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 from ansible_collections.hypervisor.netfilter.tests.conformance.libvirt_vectors import (
     HARNESS_INTERFACE, HARNESS_VARIABLES, NWFILTER_VECTORS, final_chain_name, final_names_in_args,
     read_commands, reference_missing_reason, vector_names)

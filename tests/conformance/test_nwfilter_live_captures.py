@@ -17,10 +17,10 @@ import shlex
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import ResolveError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding, parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding, parse_filter
 from ansible_collections.hypervisor.netfilter.tests.conformance.libvirt_vectors import (
     REFERENCE, final_chain_name, final_names_in_args)
 

@@ -24,9 +24,9 @@ import os
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_format import format_binding, format_filter
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding, parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.format import format_binding, format_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding, parse_filter
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 VECTORS = os.path.join(os.path.dirname(REPO), 'shared', 'reference', 'libvirt-11.3.0', 'tests')

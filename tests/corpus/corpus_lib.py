@@ -21,8 +21,8 @@ import os
 import re
 import shlex
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import can_create_namespaces, missing_tools
 
 _HERE = os.path.dirname(os.path.realpath(__file__))

@@ -33,10 +33,10 @@ import re
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
 from ansible_collections.hypervisor.netfilter.tests.corpus.corpus_lib import (
     builtin_filters, corpus_missing_reason, corpus_path, kernel_skip_reason, load_ruleset,
     parse_expectation_file, read, run_listing, squash_whitespace)

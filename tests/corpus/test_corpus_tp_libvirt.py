@@ -30,10 +30,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import (
     BindingError, FilterError, ResolveError)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 from ansible_collections.hypervisor.netfilter.tests.corpus.corpus_lib import (
     builtin_filters, corpus_missing_reason, corpus_path, kernel_skip_reason, load_ruleset, read, run_listing)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, NetnsError

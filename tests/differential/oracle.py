@@ -217,16 +217,16 @@ class LibvirtRejected(Exception):
 
 def parse_all(filters):
     """Parsed built-ins overlaid with the given filters (name -> XML)."""
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
     texts = dict(BUILTIN_FILTERS)
     texts.update(filters)
     return {name: parse_filter(text, source=name, strict=True) for name, text in texts.items()}
 
 
 def compile_all(filters, bindings):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
     parsed = parse_all(filters)
     return merge_rulesets([compile_binding(b.interface, b.mac, b.filter, b.parameter_dict(), parsed)
                            for b in bindings])
@@ -311,7 +311,7 @@ def chain_priorities(filter_texts):
 
 
 def all_filter_texts(filters):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
     texts = dict(BUILTIN_FILTERS)
     texts.update(filters)
     return list(texts.values())

@@ -37,7 +37,7 @@ def _binding(case):
 
 def _our_ruleset(case):
     """Our compiled ruleset for one case, or the error text."""
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
     try:
         return harness.compile_all(case.filters, [_binding(case)]), None
     except (NetfilterError, ValueError) as exc:
@@ -46,7 +46,7 @@ def _our_ruleset(case):
 
 def _our_dumps(cases):
     """interface -> (normalisable dump text or None, error or None) for our side."""
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
     compiled = {}
     results = {}
     for case in cases:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import oracle as harness
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
 
 pytestmark = [pytest.mark.libvirt_oracle]
 

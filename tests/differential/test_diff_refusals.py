@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 import oracle as harness
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 
 pytestmark = [pytest.mark.libvirt_oracle]
 

@@ -16,10 +16,10 @@ import re
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding, parse_filter
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import builtin_filters
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding, parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, XtablesEngine)
 from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner, require_kernel
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns

@@ -17,14 +17,14 @@ import os
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import builtin_filters
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     Chain, Hook, Ruleset, Table, merge_rulesets)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, XtablesEngine)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
     CommandError, CommandRunner, detect_backend)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, can_create_namespaces, missing_tools
 
@@ -322,8 +322,8 @@ def test_ebtables_legacy_unsupported_is_reported(ns, tmp_path):
 
 def test_coexists_with_virt_network_owner(ns, tmp_path):
     """nwfilter and virt_network both hook FORWARD at positions 1..3: neither undoes the other."""
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_compile_iptables import private_ruleset
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_engine import NETWORK_OWNERSHIP
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.network_iptables import private_ruleset
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.networks import NETWORK_OWNERSHIP
     network = XtablesEngine(NETWORK_OWNERSHIP, backend='nft', state_dir=str(tmp_path / 'net'),
                             runner=NsRunner(ns))
     nwfilter = _with_iptables('vnet4')

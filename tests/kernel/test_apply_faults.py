@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, XtablesEngine)
 from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import (
     NsRunner, _clean_traffic, dumps, require_kernel)

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, XtablesEngine)
 from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import (

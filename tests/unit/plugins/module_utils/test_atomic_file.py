@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 
 
 @pytest.mark.parametrize('durable', [True, False])

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import (
-    network_commands, network_compile_iptables as ipt, network_compile_nftables as nft)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import spec_from_options
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._testing import network_commands
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_iptables as ipt
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_nftables as nft
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import spec_from_options
 
 
 def _spec(name='a', bridge='br-a', mode='nat', **kwargs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import (
     IpSpec, NetworkSpec, NetworkSpecError, check_no_overlap, spec_from_options, spec_from_xml)
 
 NAT_XML = '''<network>

@@ -10,9 +10,10 @@ import os
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import (
-    network_firewalld, network_nft_apply, network_store)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import firewalld as network_firewalld
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_apply as network_nft_apply
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import (
     NetworkSpecError, spec_from_options)
 
 

@@ -14,10 +14,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
 
 try:
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 except ImportError as exc:  # the parser is developed in parallel
     parse_filter = None
     _PARSER_MISSING = 'nwfilter_parse.parse_filter is not importable: %s' % exc

@@ -2,9 +2,9 @@
 """Compiler expectations written by us from the behaviour libvirt documents."""
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError, ResolveError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError, ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 
 MAC = '52:54:00:00:00:01'
 
@@ -112,7 +112,7 @@ def test_bad_mac_and_continue_on_iptables_rejected():
 
 
 def test_fingerprint_tracks_every_input():
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import binding_fingerprint
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import binding_fingerprint
     docs = ["<filter name='top'><filterref filter='leaf'/></filter>",
             "<filter name='leaf'><rule action='accept' direction='out'><tcp srcipaddr='$IP'/></rule></filter>",
             "<filter name='other'/>"]
@@ -178,7 +178,7 @@ def test_empty_ipset_refused_empty_state_means_no_state():
 
 
 def test_ip_mac_mask_keeps_its_own_negation():
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter as pf
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter as pf
     rule = pf("<filter name='f'><rule action='drop' direction='out'><ip dstmacaddr='1:2:3:4:5:6'/>"
               "<ip match='no' dstmacmask='ff:ff:ff:ff:ff:ff'/></rule></filter>").rules[0]
     assert rule.get('dstmacmask').negated and not rule.get('dstmacaddr').negated

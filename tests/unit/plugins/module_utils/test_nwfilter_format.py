@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_format import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.format import (
     escape, format_binding, format_filter)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_binding, parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding, parse_filter
 
 UUID = "<uuid>11111111-2222-3333-4444-555555555555</uuid>"
 

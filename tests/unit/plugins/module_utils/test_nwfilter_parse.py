@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import (
     FilterRef, parse_binding, parse_filter)
 
 

@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import ResolveError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import instances, resolve
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import instances, resolve
 
 
 def filters(*docs):
@@ -87,7 +87,7 @@ def test_missing_filter_and_cycle_named():
 
 
 def test_filter_tree_lists_reachable_filters_once():
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import filter_tree
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import filter_tree
     flt = filters("<filter name='a'><filterref filter='b'/><filterref filter='c'/></filter>",
                   "<filter name='b'><filterref filter='c'/><filterref filter='ghost'/></filter>",
                   "<filter name='c'><filterref filter='a'/></filter>", "<filter name='d'/>")

@@ -10,10 +10,10 @@ import time
 import pytest
 from lxml import etree
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_schema as S
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import IllegalValue, parse_value
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as S
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import IllegalValue, parse_value
 
 
 def doc(body, head="<filter name='f'>"):

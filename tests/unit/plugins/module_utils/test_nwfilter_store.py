@@ -10,10 +10,10 @@ import stat
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_store as store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 
 U1 = '11111111-1111-1111-1111-111111111111'
 U2 = '22222222-2222-2222-2222-222222222222'
@@ -132,7 +132,7 @@ def test_users_of_filters_and_bindings(tmp_path):
 
 
 def test_stored_bindings_come_from_the_binding_store(tmp_path):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
     assert store.stored_bindings(str(tmp_path)) == ()
     binding_store.save_binding(str(tmp_path), binding_store.make_binding('vnet3', '52:54:00:00:00:01', 'clean-traffic'))
     assert store.stored_bindings(str(tmp_path)) == (('vnet3', 'clean-traffic'),)

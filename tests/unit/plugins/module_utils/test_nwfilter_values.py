@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import (
     IllegalValue, VarRef, parse_ipv4, parse_ipv6, parse_mask, parse_state, parse_tcp_flags, parse_value,
     parse_var_access)
 import socket

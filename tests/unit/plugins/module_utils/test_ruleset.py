@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     Chain, Hook, Ruleset, Table, quote_arg)
 
 

@@ -16,13 +16,13 @@ import re
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     BUILTIN_CHAINS, Chain, Hook, Ruleset, Table)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, ApplyError, Ownership, XtablesEngine)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
     Backend, CommandError, CommandRunner)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_live import split_words
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import split_words
 
 BUILTINS = {'filter': ('INPUT', 'FORWARD', 'OUTPUT'), 'nat': ('PREROUTING', 'OUTPUT', 'POSTROUTING')}
 

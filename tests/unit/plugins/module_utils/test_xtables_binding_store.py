@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
 from ansible_collections.hypervisor.netfilter.tests.unit.plugins.module_utils.test_xtables_apply import make_engine
 
 
@@ -89,7 +89,7 @@ def _exists(name):
 
 
 def _filters():
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import builtin_filters
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
     return builtin_filters()
 
 
@@ -137,7 +137,7 @@ def test_sync_host_failed_apply_keeps_store(tmp_path):
     engine, kernels = make_engine(tmp_path)
     kernels['ebtables'].reject = 'vnet0'
     b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandError
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
     with pytest.raises(CommandError):
         binding_store.sync_host(str(tmp_path), engine, upserts=[b0], filters=_filters(),
                                 interface_exists_fn=lambda n: True)
@@ -155,7 +155,7 @@ def test_sync_host_rejects_contradictions(tmp_path):
 
 
 def test_rebuild_filter_users(tmp_path):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
     engine, kernels = make_engine(tmp_path)
     filters = _filters()
     b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
@@ -176,7 +176,7 @@ def test_rebuild_filter_users(tmp_path):
 
 
 def test_compiled_cache_hits_and_invalidation(tmp_path):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import parse_filter
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
     filters = _filters()
     b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
     cache = binding_store.CompiledCache(str(tmp_path))
@@ -187,7 +187,7 @@ def test_compiled_cache_hits_and_invalidation(tmp_path):
     assert again.get(key) == compiled  # round-trips through JSON to an equal Ruleset
     other = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.2'})
     assert again.get(again.key(other, filters)) is None
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import filter_tree
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import filter_tree
     deepest = filter_tree('clean-traffic', filters)[-1]
     assert deepest != 'clean-traffic'
     changed = dict(filters)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import LockTimeout, state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import LockTimeout, state_lock
 
 
 def test_second_writer_waits_then_times_out(tmp_path):

@@ -11,7 +11,8 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store, xtables_apply
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine as xtables_apply
 from ansible_collections.hypervisor.netfilter.plugins.modules import guest_nic_filter
 from ansible_collections.hypervisor.netfilter.tests.unit.plugins.module_utils.test_xtables_apply import make_engine
 

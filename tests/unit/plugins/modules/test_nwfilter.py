@@ -12,9 +12,11 @@ import types
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store, nwfilter_parse, xtables_apply
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_store as store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import CommandError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine as xtables_apply
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.modules import nwfilter
 
 UUID = '6f1a8e4c-3d2b-4e5f-9a0b-1c2d3e4f5a6b'

@@ -16,7 +16,7 @@ import dataclasses
 import ipaddress
 import re
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 
 try:
     from lxml import etree

@@ -26,11 +26,11 @@ import errno
 import os
 import re
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write, fsync_dir
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_builtins import BUILTIN_FILTERS
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_format import format_filter
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import FilterRef, parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write, fsync_dir
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.format import format_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import FilterRef, parse_filter
 
 DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
 FILTERS_SUBDIR = 'filters'
@@ -209,7 +209,7 @@ def stored_bindings(state_dir):
     """``(interface, top-level filter name)`` of every guest NIC binding stored in
     ``state_dir`` (the bindings belong to binding_store)."""
     # Imported here: binding_store imports this module for the filter catalog.
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
     return tuple(binding_store.binding_filters(state_dir))
 
 

@@ -26,9 +26,9 @@ import json
 import re
 import sys
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_compile_nftables import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.network_nftables import (
     FAMILIES, TABLE, render_table)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_host import HostError, find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.network_devices import HostError, find_tool
 
 _COUNTER = re.compile(r'counter packets \d+ bytes \d+')
 _HANDLE = re.compile(r'\s+# handle \d+')

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     Chain, Hook, Ruleset, Table)
 
 BINARY = {'ip': 'iptables', 'ip6': 'ip6tables'}

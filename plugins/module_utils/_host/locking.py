@@ -17,7 +17,7 @@ import fcntl
 import os
 import time
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 
 LOCK_NAME = '.lock'
 

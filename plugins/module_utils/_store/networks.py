@@ -19,8 +19,8 @@ import dataclasses
 import json
 import os
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import (
     NetworkSpec, NetworkSpecError)
 
 SUBDIR = 'networks'

@@ -14,7 +14,7 @@ import dataclasses
 import re
 import socket
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
 
 _VAR_NAME = re.compile(r'^[A-Za-z0-9_]+$')
 _VAR_ACCESS = re.compile(r'^([A-Za-z0-9_]+)(?:\[\s*(@?)\s*([0-9]+)\s*\].*)?$', re.S)

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 
 BACKENDS = ('nft', 'legacy')
 FAMILY_TOOL = {'eb': 'ebtables', 'ip': 'iptables', 'ip6': 'ip6tables'}

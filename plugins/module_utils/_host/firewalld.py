@@ -33,9 +33,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_host import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.network_devices import (
     HostError, Runner, find_tool)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import NetworkSpecError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import NetworkSpecError
 
 HOST_SERVICES = ('dhcp', 'dhcpv6', 'dns', 'ssh', 'tftp')
 HOST_PROTOCOLS = ('icmp', 'ipv6-icmp')

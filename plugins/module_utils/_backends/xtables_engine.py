@@ -87,14 +87,14 @@ import os
 import re
 import time
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     BUILTIN_CHAINS, FAMILIES, Ruleset, chain_declaration, quote_arg)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
     CommandError, CommandRunner, resolve_backends, scratch_save)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_live import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     parse_save, rule_target, text_target)
 
 CACHE_VERSION = 1

@@ -16,8 +16,8 @@ import os
 import subprocess
 import sys
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_backend import find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import find_tool
 
 SYS_NET = '/sys/class/net'
 PROC_SYS = '/proc/sys'
@@ -230,7 +230,7 @@ def xt_checksum_supported(runner, variant='auto'):
 
 
 def _tc_filter(bridge, verb):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_compile_nftables import (
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.network_nftables import (
         tc_filter_argv)
     return tc_filter_argv(bridge, verb)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     BUILTIN_CHAINS, Chain, Ruleset, Table)
 
 

@@ -31,8 +31,8 @@ import json
 import os
 import re
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.atomic_file import atomic_write
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
 
 DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
 BINDINGS_FILE = 'bindings.json'
@@ -259,7 +259,7 @@ class HostSyncResult:
 
 def load_host_filters(state_dir):
     """Built-in filters overlaid by the ones nwfilter defined in ``state_dir``."""
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_store
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as nwfilter_store
     return nwfilter_store.load_filters(state_dir)
 
 
@@ -269,7 +269,7 @@ def compile_bindings(bindings, filters, cache=None):
     With a :class:`CompiledCache`, bindings whose inputs (binding and every
     filter of its tree) are unchanged are taken from it instead of compiled.
     """
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import compile_binding
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
     out = []
     for binding in bindings:
         key = cache.key(binding, filters) if cache is not None else None
@@ -288,7 +288,7 @@ def ruleset_to_data(ruleset):
 
 
 def ruleset_from_data(data):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import Chain, Hook, Ruleset, Table
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Chain, Hook, Ruleset, Table
     return Ruleset(tuple(
         Table(family, name, tuple(Chain(c, tuple(tuple(r) for r in rules)) for c, rules in chains),
               tuple(Hook(chain, tuple(args), position) for chain, args, position in hooks))
@@ -324,7 +324,7 @@ class CompiledCache:
     def _tree_digest(self, filter_name, filters):
         digest = self._tree_digests.get(filter_name)
         if digest is None:
-            from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import filter_tree
+            from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import filter_tree
             hasher = hashlib.sha256()
             for name in filter_tree(filter_name, filters):
                 hasher.update(repr(filters[name]).encode('utf-8'))
@@ -337,7 +337,7 @@ class CompiledCache:
         return digest
 
     def key(self, binding, filters):
-        from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_compile import COMPILER_VERSION
+        from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
         text = repr((COMPILER_VERSION, binding.interface, binding.mac, binding.filter, binding.parameters,
                      self._tree_digest(binding.filter, filters)))
         return hashlib.sha256(text.encode('utf-8')).hexdigest()
@@ -375,7 +375,7 @@ def _chain_owner_map(compiled):
 
 def _changed_interfaces(plan, owners):
     """Interfaces whose own chains, or the hooks that jump to them, change in ``plan``."""
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_live import split_words, rule_target
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import split_words, rule_target
     found = []
 
     def note(interface):
@@ -418,9 +418,9 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
     file is written only after the kernel accepted the rules, so a failed run
     leaves both the kernel and the store as they were.
     """
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import merge_rulesets
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
         FamilyPlan, Plan, SyncResult, plan_diff)
 
     if interface_exists_fn is None:
@@ -573,7 +573,7 @@ def rebuild_filter_users(state_dir, filter_name, engine, filters=None, check_mod
     rules differ are rewritten, so the other NICs are not touched.  Call it
     with the filter already saved (or ``filters`` holding the new definition).
     """
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_store import reference_closure
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import reference_closure
     if filters is None:
         filters = load_host_filters(state_dir)
     result = sync_host(state_dir, engine, filters=filters, check_mode=check_mode, **kwargs)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_ebtables as EB
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_compile_iptables as XT
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import BindingError, ResolveError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_resolve import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_ebtables as EB
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_iptables as XT
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError, ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import (
     filter_tree, instances, normalise_parameters, resolve)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import (
     IllegalValue, parse_mac, valid_parameter_name, valid_parameter_value)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import Chain, Hook, Ruleset, Table
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Chain, Hook, Ruleset, Table
 
 # Linux allows more, but anything else would be unsafe or ambiguous in xtables
 # (a trailing '+' is a wildcard there).

@@ -9,8 +9,8 @@ the guest), FO (forwarded, to the guest), HI (to the host, a copy of FI).
 
 from __future__ import annotations
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import ResolveError
 
 XT_TARGETS = {'drop': 'DROP', 'accept': 'ACCEPT', 'reject': 'REJECT', 'return': 'RETURN', 'continue': 'CONTINUE'}
 

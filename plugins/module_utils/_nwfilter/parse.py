@@ -22,9 +22,9 @@ import dataclasses
 import re
 import uuid as uuidlib
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_values import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import (
     IllegalValue, Value, parse_mac, parse_state, parse_value, parse_var_access, valid_parameter_name,
     valid_parameter_value)
 
@@ -397,7 +397,7 @@ def parse_filter(text, source=None, strict=True):
 
 def _validate_with_schema(root, name, source):
     # Imported here: the schema module compiles its RelaxNG once, on first use.
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_schema
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as nwfilter_schema
     nwfilter_schema.validate_filter_tree(root, source or name)
 
 

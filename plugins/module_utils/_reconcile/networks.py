@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import (
-    network_compile_iptables, network_compile_nftables, network_firewalld, network_host,
-    network_nft_apply, network_store)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.locking import state_lock
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.network_parse import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_iptables as network_compile_iptables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_nftables as network_compile_nftables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import firewalld as network_firewalld
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import network_devices as network_host
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_apply as network_nft_apply
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import (
     NetworkSpecError, check_no_overlap)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.ruleset import Ruleset
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.xtables_apply import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     Ownership, XtablesEngine, plan_diff)
 
 # libvirt's private chains, for the shared xtables engine.

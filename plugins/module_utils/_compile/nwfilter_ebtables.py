@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import ResolveError
 
 EB_TARGETS = {'accept': 'ACCEPT', 'drop': 'DROP', 'reject': 'DROP', 'return': 'RETURN', 'continue': 'CONTINUE'}
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import ResolveError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import FilterRef, Rule
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import FilterRef, Rule
 
 
 @dataclasses.dataclass(frozen=True)

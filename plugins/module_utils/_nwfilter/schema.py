@@ -27,7 +27,7 @@ except ImportError as exc:  # reported by modules with missing_required_lib('lxm
     HAS_LXML = False
     LXML_IMPORT_ERROR = exc
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
 
 RNG_NS = 'http://relaxng.org/ns/structure/1.0'
 

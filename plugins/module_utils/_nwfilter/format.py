@@ -29,8 +29,8 @@ Layout (2-space indentation, single-quoted attributes):
 
 from __future__ import annotations
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import nwfilter_protocols as P
-from ansible_collections.hypervisor.netfilter.plugins.module_utils.nwfilter_parse import FilterRef, Rule
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import FilterRef, Rule
 
 _NUMERIC_KINDS = frozenset((P.UINT8, P.UINT16, P.UINT16_DEC, P.UINT32))
 # libvirt's ARP opcode printer writes a number without a name in decimal even
