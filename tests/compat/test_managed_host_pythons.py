@@ -2,8 +2,10 @@
 """module_utils must run on the oldest managed-host Python ansible-core 2.19 supports (3.8).
 
 The controller runs 3.11, so sanity only proves 3.11 here. This test looks for
-older interpreters (pyenv installs or python3.X on PATH), and for each one it
-finds, imports every module_utils file and compiles clean-traffic with it.
+older interpreters (pyenv installs under $PYENV_ROOT or ~/.pyenv, then python3.X
+on PATH), and for each one that runs, imports every module_utils file and
+compiles clean-traffic with it. A candidate that does not run (a pyenv shim for
+a version that is not selected) is a skip with the reason, not a failure.
 lxml is optional there: without it the parser must say that lxml is missing.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -44,15 +47,63 @@ sys.stdout.write(ruleset.render('eb'))
 '''
 
 
-def _interpreters():
+def _pyenv_roots():
+    """Where pyenv keeps its installs: $PYENV_ROOT (set by pyenv's shell init), else ~/.pyenv."""
+    roots = []
+    for root in (os.environ.get('PYENV_ROOT'), os.path.expanduser('~/.pyenv')):
+        if root and os.path.realpath(root) not in [os.path.realpath(r) for r in roots]:
+            roots.append(root)
+    return roots
+
+
+def _candidates(version):
+    """Paths that may be a python<version>: pyenv installs (newest first), then PATH."""
     found = []
-    for version in VERSIONS:
-        candidates = sorted(glob.glob(os.path.expanduser('~/.pyenv/versions/%s.*/bin/python%s' % (version, version))))
-        on_path = shutil.which('python' + version)
-        path = candidates[-1] if candidates else on_path
-        if path:
-            found.append((version, path))
+    for root in _pyenv_roots():
+        found.extend(sorted(glob.glob(os.path.join(root, 'versions', '%s.*' % version, 'bin', 'python' + version)),
+                            key=_patch_level, reverse=True))
+    on_path = shutil.which('python' + version)
+    if on_path:
+        found.append(on_path)
     return found
+
+
+def _patch_level(path):
+    match = re.search(r'/versions/\d+\.\d+\.(\d+)/', path)
+    return int(match.group(1)) if match else -1
+
+
+def _probe(path, version):
+    """None when ``path`` runs and is Python ``version``, else why not (a pyenv shim for a
+    version that is not selected exits 127 with "pyenv: pythonX.Y: command not found")."""
+    try:
+        result = subprocess.run([path, '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                timeout=60, check=False)
+    except OSError as exc:
+        return '%s: %s' % (path, exc)
+    except subprocess.TimeoutExpired:
+        return '%s: no answer within 60 s' % path
+    if result.returncode != 0:
+        first = (result.stderr.strip().splitlines() or ['exit status %d' % result.returncode])[0]
+        return '%s does not run (exit %d): %s' % (path, result.returncode, first)
+    if result.stdout.strip() != version:
+        return '%s is Python %s, not %s' % (path, result.stdout.strip(), version)
+    return None
+
+
+def _interpreter(version):
+    """``(path, None)`` for the first candidate that runs, else ``(None, reason)``."""
+    reasons = []
+    for path in _candidates(version):
+        reason = _probe(path, version)
+        if reason is None:
+            return path, None
+        reasons.append(reason)
+    if not reasons:
+        return None, 'no python%s interpreter on this machine (looked in %s and PATH)' % (
+            version, ', '.join(os.path.join(r, 'versions') for r in _pyenv_roots()))
+    return None, 'no working python%s: %s' % (version, '; '.join(reasons))
 
 
 def _expected_clean_traffic():
@@ -77,17 +128,17 @@ def _with_lxml(python, tmp_path):
 
 @pytest.mark.parametrize('version', VERSIONS)
 def test_module_utils_run_on_older_pythons(version, tmp_path):
-    interpreters = dict(_interpreters())
-    if version not in interpreters:
-        pytest.skip('no python%s interpreter on this machine' % version)
+    interpreter, reason = _interpreter(version)
+    if interpreter is None:
+        pytest.skip(reason)
     root = tmp_path / 'collections'
     target = root / 'ansible_collections' / 'hypervisor'
     target.mkdir(parents=True)
     os.symlink(REPO, str(target / 'netfilter'))
-    pythons = [interpreters[version]]
+    pythons = [interpreter]
     if version == VERSIONS[0]:
         # The oldest one also runs the parser and compiler, with lxml in a venv of its own.
-        with_lxml = _with_lxml(interpreters[version], tmp_path)
+        with_lxml = _with_lxml(interpreter, tmp_path)
         if with_lxml:
             pythons.append(with_lxml)
     outputs = []
