@@ -4,7 +4,9 @@
 #   2. the venv $HNF_VENV (default .venv) from scripts/requirements-dev.txt,
 #   3. the get-pip stand-in that `ansible-test --venv` needs offline.
 # Prints the venv path last. Environment: HNF_VENV, HNF_PYTHON (interpreter
-# for the venv, default python3.11 or python3), HNF_SKIP_APT=1.
+# for the venv, default python3.11 or python3), HNF_SKIP_APT=1,
+# HNF_APT_LOCK_TIMEOUT (seconds to wait for another apt/dpkg, default 600: a
+# fresh host often runs unattended-upgrades right after boot).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +14,46 @@ venv=${HNF_VENV:-$repo/.venv}
 requirements=$repo/scripts/requirements-dev.txt
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# apt-get that waits (bounded) while another apt/dpkg holds one of its locks,
+# instead of failing at once with "Could not get lock /var/lib/dpkg/lock-frontend".
+# apt and dpkg take fcntl locks on several files (dpkg frontend, dpkg, lists,
+# archives) and only the frontend one honours DPkg::Lock::Timeout (silently),
+# so retry on any lock error until the deadline and say who holds the lock.
+# stdout is dropped as before; stderr is shown once the command is done.
+apt_get_waiting() {
+    local timeout=${HNF_APT_LOCK_TIMEOUT:-600} start=$SECONDS out rc holder waited next_note=0
+    out=$(mktemp)
+    while :; do
+        waited=$((SECONDS - start))
+        rc=0
+        apt-get "$@" >/dev/null 2>"$out" || rc=$?
+        waited=$((SECONDS - start))
+        if [ "$rc" -eq 0 ]; then
+            [ "$next_note" -eq 0 ] || log "apt/dpkg lock free after ${waited}s"
+            cat "$out" >&2
+            rm -f "$out"
+            return 0
+        fi
+        if ! grep -qE 'Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock' "$out"; then
+            cat "$out" >&2
+            rm -f "$out"
+            return "$rc"
+        fi
+        holder=$(sed -n 's/.*It is held by \(process [0-9]* ([^)]*)\).*/\1/p' "$out" | head -n1)
+        if [ "$waited" -ge "$timeout" ]; then
+            cat "$out" >&2
+            rm -f "$out"
+            log "ERROR: apt/dpkg lock still held${holder:+ by $holder} after ${waited}s (HNF_APT_LOCK_TIMEOUT=$timeout)"
+            return "$rc"
+        fi
+        if [ "$waited" -ge "$next_note" ]; then
+            log "waiting for the apt/dpkg lock${holder:+ held by $holder}: another apt run (unattended-upgrades after boot?); ${waited}s of ${timeout}s"
+            next_note=$((waited + 30))
+        fi
+        sleep 2
+    done
+}
 
 install_apt_packages() {
     local wanted=() missing=() pkg
@@ -31,8 +73,8 @@ install_apt_packages() {
     fi
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_get_waiting update -qq
+    apt_get_waiting install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 pick_python() {
