@@ -26,6 +26,8 @@ description:
     next run reports C(changed) (also in check mode, with the lines in C(--diff)) and repairs it.
     Rules and chains that are not ours stay byte-identical, their order included.
   - Runs of this module on one host are serialised by a lock in O(state_dir) and the xtables lock.
+  - All bindings of a host are stored in one file, C(bindings.json) in O(state_dir), keyed by the
+    host-side interface name.
 options:
   state:
     description:
@@ -86,36 +88,18 @@ options:
       - O(nics=[]) with O(exclusive=true) unbinds everything.
     type: bool
     default: false
-  state_dir:
-    description:
-      - Where bindings (C(bindings/<interface>.json)), defined filters, the lock and a cache of the
-        tools' rule spelling are kept.
-    type: path
-    default: /etc/hypervisor-netfilter
-  backend:
-    description:
-      - iptables/ip6tables backend. V(auto) follows where the host's C(iptables) command points
-        (C(iptables-nft) or C(iptables-legacy)).
-    type: str
-    choices: [auto, nft, legacy]
-    default: auto
-  ebtables_backend:
-    description:
-      - ebtables backend. V(auto) follows the host's C(ebtables) command. Note that kernels without
-        the legacy ebtables modules (common today) only work with V(nft).
-    type: str
-    choices: [auto, nft, legacy]
-    default: auto
+  xtables_backend:
+    aliases: [backend]
   skip_missing_interfaces:
     description:
       - Do not apply (but keep storing) bindings whose interface does not exist on the host; a warning
         names them. With V(false) their rules are installed anyway (xtables accepts absent interfaces).
     type: bool
     default: true
-  lock_timeout:
-    description: Seconds to wait for another run holding the lock of O(state_dir) or the xtables lock.
-    type: int
-    default: 60
+extends_documentation_fragment:
+  - hypervisor.netfilter.common
+  - hypervisor.netfilter.common.xtables
+  - hypervisor.netfilter.common.ebtables
 notes:
   - Check mode is supported and reports exactly what a real run would change. Diff mode shows the
     rule lines of each changed chain before and after, per family.
@@ -272,24 +256,22 @@ timings:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-        NWFILTER_OWNERSHIP, XtablesEngine)
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
-    IMPORT_ERROR = None
-except ImportError as exc:  # lxml (filter parsing) is the only non-core dependency
-    IMPORT_ERROR = exc
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
+    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
 
 FAMILY_LABELS = (('eb', 'ebtables'), ('ip', 'iptables'), ('ip6', 'ip6tables'))
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present'),
         interface=dict(type='str'),
         mac=dict(type='str'),
@@ -303,18 +285,17 @@ def argument_spec():
             parameters=dict(type='dict', default={}),
         )),
         exclusive=dict(type='bool', default=False),
-        state_dir=dict(type='path', default='/etc/hypervisor-netfilter'),
-        backend=dict(type='str', choices=['auto', 'nft', 'legacy'], default='auto'),
-        ebtables_backend=dict(type='str', choices=['auto', 'nft', 'legacy'], default='auto'),
         skip_missing_interfaces=dict(type='bool', default=True),
-        lock_timeout=dict(type='int', default=60),
     )
+    spec.update(options.common_options())
+    spec.update(options.xtables_options(aliases=['backend']))
+    spec.update(options.ebtables_options())
+    return spec
 
 
 def requested_nics(params):
     """``[(interface, mac, filter, parameters, where)]`` from whichever input form was used."""
     if params['binding_xml'] is not None:
-        from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding
         parsed = parse_binding(params['binding_xml'], source='binding_xml')
         return [(parsed.portdev, parsed.mac, parsed.filter, tuple(parsed.parameters), 'binding_xml')]
     if params['interface'] is not None:
@@ -356,7 +337,7 @@ def run_sync(module, nics):
     else:
         upserts = ()
         removals = tuple(binding_store.validate_interface(n[0], where=n[4]) for n in nics)
-    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['backend'],
+    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['xtables_backend'],
                            ebtables_backend=params['ebtables_backend'], state_dir=params['state_dir'],
                            lock_timeout=params['lock_timeout'])
     start = time.monotonic()
@@ -392,8 +373,7 @@ def main():
         required_by={'mac': 'interface', 'filter': 'interface'},
         supports_check_mode=True,
     )
-    if IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib(str(IMPORT_ERROR)), exception=None)
+    options.require_lxml(module)
     params = module.params
     try:
         nics = requested_nics(params)

@@ -59,15 +59,15 @@ options:
       - V(absent) removes the definition of O(name). It is refused, naming them, while other filters
         reference the filter or stored guest NIC bindings use it. Removing a redefined standard
         filter brings back the standard definition; a standard filter itself always stays.
+      - V(rendered) changes nothing (not even O(state_dir)) and returns the filter given by O(xml) or O(src)
+        as it would be stored, and the rules the stored guest NIC bindings that use it would get, in
+        RV(rendered).
       - V(gathered) changes nothing and returns every filter in RV(filters).
     type: str
-    choices: [present, absent, gathered]
+    choices: [present, absent, rendered, gathered]
     default: present
-  state_dir:
-    description:
-      - Directory where defined filters (C(filters/NAME.xml)) and guest NIC bindings are kept.
-    type: path
-    default: /etc/hypervisor-netfilter
+  xtables_backend:
+    aliases: [backend]
   strict:
     description:
       - V(true) rejects elements and attributes the nwfilter format does not know (for example the
@@ -76,25 +76,10 @@ options:
         a warning. Illegal values of known attributes are errors in both modes.
     type: bool
     default: true
-  backend:
-    description:
-      - iptables/ip6tables backend used when bindings are rebuilt. V(auto) follows where the host's
-        C(iptables) command points (C(iptables-nft) or C(iptables-legacy)).
-    type: str
-    choices: [auto, nft, legacy]
-    default: auto
-  ebtables_backend:
-    description:
-      - ebtables backend used when bindings are rebuilt. V(auto) follows the host's C(ebtables)
-        command.
-    type: str
-    choices: [auto, nft, legacy]
-    default: auto
-  lock_timeout:
-    description:
-      - Seconds to wait for another run holding the O(state_dir) lock.
-    type: int
-    default: 60
+extends_documentation_fragment:
+  - hypervisor.netfilter.common
+  - hypervisor.netfilter.common.xtables
+  - hypervisor.netfilter.common.ebtables
 notes:
   - When a rebuild of the bindings fails, the previous definition of the filter is restored and the
     task fails with the tool's message.
@@ -155,12 +140,19 @@ EXAMPLES = r'''
 - name: Show the names
   ansible.builtin.debug:
     msg: "{{ nwfilters.filters | map(attribute='name') | list }}"
+
+- name: Show the canonical form and the rules the NICs using it would get, without touching the host
+  hypervisor.netfilter.nwfilter:
+    state: rendered
+    src: /etc/hypervisor-netfilter/src/web.xml
+  register: preview
 '''
 
 RETURN = r'''
 filter:
-  description: The filter after the run (V(present)), or the definition that was removed (V(absent)).
-  returned: state is present or absent and the filter exists
+  description: The filter after the run (V(present)), as it would be stored (V(rendered)), or the definition that
+    was removed (V(absent)).
+  returned: state is present or rendered, or absent and the filter was defined
   type: dict
   contains:
     name:
@@ -206,39 +198,61 @@ rebuilt:
   type: list
   elements: str
   sample: [vnet0, vnet3]
+rendered:
+  description: What O(state=rendered) would install; nothing is written or applied.
+  returned: state is rendered
+  type: dict
+  contains:
+    xml:
+      description: Canonical XML of the filter as it would be stored.
+      type: str
+    interfaces:
+      description: Stored guest NIC bindings whose filter tree contains the filter.
+      type: list
+      elements: str
+      sample: [vnet0]
+    ebtables:
+      description: ebtables-restore text of the rules of those bindings ('' if none).
+      type: str
+    iptables:
+      description: iptables-restore text of the rules of those bindings ('' if none).
+      type: str
+    ip6tables:
+      description: ip6tables-restore text of the rules of those bindings ('' if none).
+      type: str
 ignored:
   description: Elements and attributes that were ignored because O(strict=false) (also reported as
     warnings).
-  returned: state is present
+  returned: state is present or rendered
   type: list
   elements: str
   sample: ["attribute srcporttend='24' of <tcp> (line 9)"]
 '''
 
 import os
-import uuid
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as nwfilter_schema
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import filters as filter_service
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         name=dict(type='str'),
         xml=dict(type='str'),
         src=dict(type='path'),
-        state=dict(type='str', choices=['present', 'absent', 'gathered'], default='present'),
-        state_dir=dict(type='path', default=store.DEFAULT_STATE_DIR),
+        state=dict(type='str', choices=['present', 'absent', 'rendered', 'gathered'], default='present'),
         strict=dict(type='bool', default=True),
-        backend=dict(type='str', choices=['auto', 'nft', 'legacy'], default='auto'),
-        ebtables_backend=dict(type='str', choices=['auto', 'nft', 'legacy'], default='auto'),
-        lock_timeout=dict(type='int', default=60),
     )
+    spec.update(options.common_options())
+    spec.update(options.xtables_options(aliases=['backend']))
+    spec.update(options.ebtables_options())
+    return spec
 
 
 def read_document(params):
@@ -253,150 +267,73 @@ def read_document(params):
         raise NetfilterError('cannot read src %s: %s' % (path, exc))
 
 
-def rebuild_bindings(module, name, filters):
-    """Re-apply the stored bindings after filter ``name`` changed; ``filters``
-    holds every filter as it is after the change.  Returns the interfaces
-    whose filter tree contains ``name`` (rebuilt, or to rebuild in check mode)."""
-    # Imported here: only a change that affects bindings needs the xtables engine.
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-        NWFILTER_OWNERSHIP, XtablesEngine)
-    params = module.params
-    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['backend'], ebtables_backend=params['ebtables_backend'],
-                           state_dir=params['state_dir'], lock_timeout=params['lock_timeout'])
-    rebuilt, result = binding_store.rebuild_filter_users(
-        params['state_dir'], name, engine, filters=filters, check_mode=module.check_mode,
-        lock_timeout=params['lock_timeout'])
-    for warning in result.warnings:
-        module.warn(warning)
-    return list(rebuilt)
-
-
-def _restore(state_dir, name, previous):
-    """Put back the stored definition of ``name`` as it was (None: there was none)."""
-    if previous is None:
-        store.remove_filter(state_dir, name)
-    else:
-        store.save_filter(state_dir, previous)
-
-
-def _write(module, change):
-    if change.write and not module.check_mode:
-        if change.remove:
-            store.remove_filter(module.params['state_dir'], change.name)
-        else:
-            store.save_filter(module.params['state_dir'], change.filter)
-
-
-def rebuild_or_restore(module, change, filters, defined, bindings):
-    """Rebuild the bindings ``change`` affects; if that fails, restore the
-    previous definition of the filter and re-raise."""
-    if not change.changed or not store.affected_bindings(change.name, filters, bindings):
-        return []
-    try:
-        return rebuild_bindings(module, change.name, filters)
-    except NetfilterError:
-        if change.write and not module.check_mode:
-            with state_lock(module.params['state_dir'], module.params['lock_timeout']):
-                _restore(module.params['state_dir'], change.name, defined.get(change.name))
-        raise
-
-
-def _lock(module):
-    check = module.check_mode
-    return state_lock(module.params['state_dir'], module.params['lock_timeout'], exclusive=not check, create=not check)
-
-
-def define(module, params):
+def parse_document(params):
+    """``(Filter, ignored items)`` from xml or src; with strict=false unknown items are ignored."""
     text, source = read_document(params)
     nwfilter = nwfilter_parse.parse_filter(text, source=source, strict=params['strict'])
-    ignored = []
+    ignored = ()
     if not params['strict']:
-        root = nwfilter_parse.parse_xml_document(text, source, 'filter')
-        ignored = nwfilter_schema.ignored_items(root)
-        for item in ignored:
-            module.warn("filter '%s': ignored %s (strict=false)" % (nwfilter.name, item))
+        ignored = tuple(nwfilter_schema.ignored_items(nwfilter_parse.parse_xml_document(text, source, 'filter')))
     if params['name'] is not None and params['name'] != nwfilter.name:
         raise NetfilterError("name '%s' differs from the document's filter name '%s'" % (params['name'], nwfilter.name))
-    store.validate_filter_name(nwfilter.name)
-    state_dir = params['state_dir']
-    with _lock(module):
-        filters = store.load_filters(state_dir)
-        defined = store.load_defined(state_dir)
-        bindings = store.stored_bindings(state_dir)
-        change = store.plan_define(nwfilter, filters, defined, str(uuid.uuid4()))
-        _write(module, change)
-    after = dict(filters)
-    after[change.name] = change.filter
-    # outside our lock: the binding store takes it itself
-    rebuilt = rebuild_or_restore(module, change, after, defined, bindings)
-    defined_names = set(defined) | ({change.name} if change.write or change.name in defined else set())
-    result = dict(changed=change.changed or change.write, filter=store.describe_filter(change.filter, defined_names),
-                  rebuilt=rebuilt, ignored=ignored)
-    return change, result
+    return nwfilter, ignored
 
 
-def undefine(module, params):
-    name = params['name']
-    state_dir = params['state_dir']
-    with _lock(module):
-        filters = store.load_filters(state_dir)
-        defined = store.load_defined(state_dir)
-        bindings = store.stored_bindings(state_dir)
-        change = store.plan_undefine(name, filters, defined, bindings)
-        _write(module, change)
-    after = dict(filters)
-    if change.remove:
-        if store.is_builtin(name):
-            after[name] = store.builtin_filters()[name]
-        else:
-            del after[name]
-    rebuilt = rebuild_or_restore(module, change, after, defined, bindings)
-    for note in change.notes:
-        module.warn(note)
-    result = dict(changed=change.write, rebuilt=rebuilt)
-    if name in defined:
-        result['filter'] = store.describe_filter(defined[name], set(defined) - {name})
-    return change, result
+def make_request(module):
+    """The engine request for the options, and the items strict=false ignored."""
+    params = module.params
+    nwfilter, ignored = None, ()
+    if params['state'] in ('present', 'rendered'):
+        nwfilter, ignored = parse_document(params)
+    request = filter_service.FilterRequest(
+        state=params['state'], state_dir=params['state_dir'], name=params['name'], nwfilter=nwfilter,
+        check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
+        xtables_backend=params['xtables_backend'], ebtables_backend=params['ebtables_backend'])
+    return request, ignored
 
 
-def gather(params):
-    state_dir = params['state_dir']
-    filters = store.load_filters(state_dir)
-    defined_names = set(store.load_defined(state_dir))
-    if params['name'] is not None:
-        if params['name'] not in filters:
-            raise NetfilterError("no filter named '%s' (defined or built-in)" % params['name'])
-        filters = {params['name']: filters[params['name']]}
-    return dict(changed=False, filters=[store.describe_filter(filters[n], defined_names) for n in sorted(filters)])
+def make_result(module, request, outcome, ignored):
+    """The module result for ``outcome`` (keys documented in RETURN)."""
+    state = request.state
+    if state == 'gathered':
+        return dict(changed=False, filters=list(outcome.filters))
+    result = dict(changed=outcome.changed, filter=outcome.filter)
+    if state == 'rendered':
+        result['rendered'] = outcome.rendered
+    else:
+        result['rebuilt'] = list(outcome.rebuilt)
+    if state != 'absent':
+        result['ignored'] = list(ignored)
+    if result['filter'] is None:
+        del result['filter']
+    if module._diff and outcome.changed:
+        path = os.path.join(store.filters_dir(request.state_dir), outcome.change.name + store.SUFFIX)
+        result['diff'] = dict(before=outcome.change.before, after=outcome.change.after,
+                              before_header='%s (before)' % path, after_header='%s (after)' % path)
+    return result
 
 
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
         mutually_exclusive=[('xml', 'src')],
-        required_if=[('state', 'present', ('xml', 'src'), True), ('state', 'absent', ('name',))],
+        required_if=[('state', 'present', ('xml', 'src'), True), ('state', 'rendered', ('xml', 'src'), True),
+                     ('state', 'absent', ('name',))],
         supports_check_mode=True,
     )
-    params = module.params
-    if not nwfilter_parse.HAS_LXML:
-        module.fail_json(msg=missing_required_lib('lxml'), exception=str(nwfilter_parse.LXML_IMPORT_ERROR))
+    options.require_lxml(module)
     try:
-        if params['state'] == 'gathered':
-            module.exit_json(**gather(params))
-        if params['state'] == 'present':
-            change, result = define(module, params)
-        else:
-            change, result = undefine(module, params)
+        request, ignored = make_request(module)
+        for item in ignored:
+            module.warn("filter '%s': ignored %s (strict=false)" % (request.nwfilter.name, item))
+        outcome = filter_service.run(request)
     except NetfilterError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
-        module.fail_json(msg='cannot access state_dir %s: %s' % (params['state_dir'], exc))
-    if module._diff and (change.changed or change.write):
-        path = os.path.join(store.filters_dir(params['state_dir']), change.name + store.SUFFIX)
-        result['diff'] = dict(before=change.before, after=change.after,
-                              before_header='%s (before)' % path, after_header='%s (after)' % path)
-    module.exit_json(**result)
+        module.fail_json(msg='cannot access state_dir %s: %s' % (module.params['state_dir'], exc))
+    for warning in outcome.warnings:
+        module.warn(warning)
+    module.exit_json(**make_result(module, request, outcome, ignored))
 
 
 if __name__ == '__main__':

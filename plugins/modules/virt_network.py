@@ -33,6 +33,10 @@ options:
     description:
       - Name of the network (key of its state file in O(state_dir)).
       - Required unless O(xml) is given; with O(xml) it must match the document's C(<name>) if set.
+      - Given alone (no O(xml), no O(bridge) or other option of the model, no O(zone)) with
+        O(state=present) or O(state=rendered), the network stored under this name is applied (rendered)
+        again as it was defined, for example after a reboot; its layout is kept unless
+        O(firewall_backend) asks for another one.
     type: str
   state:
     description:
@@ -55,7 +59,8 @@ options:
   bridge:
     description:
       - Name of the bridge device (at most 15 letters, digits, C(_), C(.) or C(-)).
-      - Required for O(state=present) and O(state=rendered) unless O(xml) is given.
+      - Required for O(state=present) and O(state=rendered) unless O(xml) is given or the stored network
+        O(name) is re-applied.
     type: str
   forward_mode:
     description:
@@ -140,9 +145,6 @@ options:
         V(auto) follows the host's C(iptables) command, or the variant stored networks were applied with.
       - All networks of a host share one variant; asking for another one than a stored network uses
         is an error.
-    type: str
-    choices: [auto, nft, legacy]
-    default: auto
   zone:
     description:
       - firewalld zone for the bridge. Default as libvirt - C(libvirt), or C(libvirt-routed) for
@@ -157,11 +159,9 @@ options:
         manages rules (the nftables layout then needs an existing bridge).
     type: bool
     default: true
-  state_dir:
-    description:
-      - Directory with the state of the managed networks and the engine's lock and cache.
-    type: path
-    default: /etc/hypervisor-netfilter
+extends_documentation_fragment:
+  - hypervisor.netfilter.common
+  - hypervisor.netfilter.common.xtables
 requirements:
   - iptables (iptables-save, iptables-restore, ip6tables-save, ip6tables-restore) or nft
   - iproute2 (ip, and tc for the nftables layout's DHCP checksum filter)
@@ -257,6 +257,10 @@ EXAMPLES = r'''
     state: rendered
   register: preview
 
+- name: Apply the stored network again, as it was defined (e.g. after a reboot)
+  hypervisor.netfilter.virt_network:
+    name: default
+
 - name: Remove one network (others keep their rules)
   hypervisor.netfilter.virt_network:
     name: lab
@@ -328,11 +332,12 @@ forwarding:
   sample: {"net/ipv4/ip_forward": "1"}
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import networks as network_engine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
 
 MODEL_OPTIONS = ('bridge', 'forward_mode', 'forward_dev', 'ipv4', 'ipv6', 'ipv6_no_gateway', 'nat', 'dns')
 
@@ -340,7 +345,7 @@ MODEL_OPTIONS = ('bridge', 'forward_mode', 'forward_dev', 'ipv4', 'ipv6', 'ipv6_
 def argument_spec():
     range_ip = dict(start=dict(type='str', required=True), end=dict(type='str', required=True))
     range_port = dict(start=dict(type='int', required=True), end=dict(type='int', required=True))
-    return dict(
+    spec = dict(
         name=dict(type='str'),
         state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present'),
         xml=dict(type='str'),
@@ -357,24 +362,28 @@ def argument_spec():
         )),
         dns=dict(type='bool'),
         firewall_backend=dict(type='str', choices=['auto', 'iptables', 'nftables'], default='auto'),
-        xtables_backend=dict(type='str', choices=['auto', 'nft', 'legacy'], default='auto'),
         zone=dict(type='str'),
         create_bridge=dict(type='bool', default=True),
-        state_dir=dict(type='path', default='/etc/hypervisor-netfilter'),
     )
+    spec.update(options.common_options())
+    spec.update(options.xtables_options())
+    return spec
 
 
 def build_spec(params):
     """The network model from the options (or the XML); raises NetworkSpecError."""
     if params['xml'] is not None:
-        if not network_parse.HAS_LXML:
-            raise ImportError('lxml')
         spec = network_parse.spec_from_xml(params['xml'], zone=params['zone'])
         if params['name'] and params['name'] != spec.name:
             raise network_parse.NetworkSpecError('name %r disagrees with the XML network name %r'
                                                  % (params['name'], spec.name))
         return spec
     return network_parse.spec_from_options(params)
+
+
+def reapplies_stored(params):
+    """``name`` alone (no model option, no xml, no zone): the stored network again."""
+    return params['xml'] is None and params['zone'] is None and all(params[o] is None for o in MODEL_OPTIONS)
 
 
 def main():
@@ -386,19 +395,19 @@ def main():
     )
     params = module.params
     state = params['state']
+    if params['xml'] is not None:
+        options.require_lxml(module, reason='to read the xml option')
     try:
         spec = None
         name = params['name']
-        if state != 'absent' or params['xml'] is not None:
+        if params['xml'] is not None or (state != 'absent' and not reapplies_stored(params)):
             spec = build_spec(params)
             name = spec.name
         request = network_engine.Request(
             state=state, name=name, spec=spec, firewall_backend=params['firewall_backend'],
             xtables_backend=params['xtables_backend'], create_bridge=params['create_bridge'],
-            state_dir=params['state_dir'], check_mode=module.check_mode)
+            state_dir=params['state_dir'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'])
         outcome = network_engine.run(request)
-    except ImportError as exc:
-        module.fail_json(msg=missing_required_lib(str(exc)), exception=None)
     except NetfilterError as exc:
         module.fail_json(msg=str(exc), stderr=getattr(exc, 'stderr', None) or '')
     for warning in outcome.warnings:

@@ -44,13 +44,14 @@ NETWORK_OWNERSHIP = Ownership('virt_network', (
 class Request:
     state: str  # present, absent, rendered
     name: str
-    spec: object = None  # NetworkSpec (present/rendered)
+    spec: object = None  # NetworkSpec (present/rendered); None: the stored network ``name`` again
     firewall_backend: str = 'auto'
     xtables_backend: str = 'auto'
     create_bridge: bool = True
     state_dir: str = '/etc/hypervisor-netfilter'
     check_mode: bool = False
     firewalld: str = 'auto'  # auto: use it when running; never: leave it alone
+    lock_timeout: float = 60
 
 
 @dataclasses.dataclass
@@ -90,13 +91,33 @@ def run(request, runner=None):
     runner = runner or network_host.Runner()
     out = Outcome()
     if request.state == 'rendered':
-        out.backend = choose_backend(request.firewall_backend)
-        out.rendered = render(request.spec, out.backend)
+        spec, backend = request.spec, choose_backend(request.firewall_backend)
+        if spec is None:
+            stored = _stored_network(network_store.load_all(request.state_dir), request)
+            spec, backend = stored.spec, _reapplied_backend(request, stored)
+        out.backend = backend
+        out.rendered = render(spec, backend)
+        out.stored = spec.to_dict()
         return out
-    lock = state_lock(request.state_dir, exclusive=not request.check_mode, create=not request.check_mode)
+    lock = state_lock(request.state_dir, request.lock_timeout, exclusive=not request.check_mode,
+                      create=not request.check_mode)
     with lock:
         _run_locked(request, runner, out)
     return out
+
+
+def _stored_network(stored, request):
+    """The stored network a request without a spec re-applies."""
+    for network in stored:
+        if network.spec.name == request.name:
+            return network
+    raise NetworkSpecError('network %r is not stored in %s: give bridge (and the other options) or xml to define it'
+                           % (request.name, request.state_dir))
+
+
+def _reapplied_backend(request, stored):
+    """A re-applied network keeps its layout unless another one is asked for."""
+    return stored.backend if request.firewall_backend == 'auto' else choose_backend(request.firewall_backend)
 
 
 def _xtables_backend(request, previous, others):
@@ -126,11 +147,15 @@ def _run_locked(request, runner, out):
     entry = None
     xtables_backend = _xtables_backend(request, previous, others)
     if request.state == 'present':
+        if spec is None:
+            previous = _stored_network(stored, request)
+            spec = previous.spec
         check_no_overlap(spec, [n.spec for n in others])
         if spec.forward_dev and not network_host.link_exists(spec.forward_dev):
             raise NetworkSpecError('network %r: forward_dev %s does not exist on this host'
                                    % (spec.name, spec.forward_dev))
-        backend = choose_backend(request.firewall_backend)
+        backend = choose_backend(request.firewall_backend) if request.spec is not None else \
+            _reapplied_backend(request, previous)
         bridge_created = bool(previous and previous.bridge_created and previous.spec.bridge == spec.bridge)
         if previous is not None and previous.spec.bridge != spec.bridge and previous.bridge_created:
             # the network moved to another bridge: the one we made for it goes

@@ -258,3 +258,23 @@ def test_missing_lxml_is_reported(run, monkeypatch):
     monkeypatch.setattr(nwfilter_parse, 'HAS_LXML', False)
     result = run(state='gathered')
     assert result['failed'] and 'lxml' in result['msg']
+
+
+def test_rendered_shows_the_filter_and_the_rules_of_its_users_and_touches_nothing(run):
+    fresh = run(state='rendered', xml=WEB)
+    assert fresh['changed'] is False and fresh['rendered']['interfaces'] == []
+    assert fresh['rendered']['xml'] == fresh['filter']['xml'] and fresh['rendered']['iptables'] == ''
+    assert not os.path.exists(run.state_dir)  # not even the lock file
+    run(xml=WEB)
+    binding_store.save_binding(run.state_dir, binding_store.make_binding(
+        'vnet0', '52:54:00:00:00:01', 'web', {'IP': '10.0.0.1'}))
+    binding_store.save_binding(run.state_dir, binding_store.make_binding(
+        'vnet1', '52:54:00:00:00:02', 'allow-arp', {}))
+    before = stored(run.state_dir, 'web')
+    result = run(state='rendered', xml=WEB.replace("'80'", "'8080'"))
+    assert result['changed'] is False and stored(run.state_dir, 'web') == before
+    assert result['rendered']['interfaces'] == ['vnet0']  # vnet1's filter tree does not contain web
+    assert "dstportstart='8080'" in result['rendered']['xml'] and result['filter']['uuid'] in before
+    assert '--dport 8080' in result['rendered']['iptables'] and 'vnet1' not in result['rendered']['ebtables']
+    assert '-A I-vnet0-mac -s 52:54:00:00:00:01 -j RETURN' in result['rendered']['ebtables']
+    assert 'xml' in run(state='rendered')['msg']

@@ -10,6 +10,9 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
 from ansible_collections.hypervisor.netfilter.plugins.modules import virt_network
 
 XML = '''<network><name>default</name><bridge name="virbr0"/><forward/>
@@ -63,3 +66,24 @@ def test_bad_options_fail_with_a_clear_message(capsys, tmp_path, args, message):
     out = _run(capsys, dict(args, state='rendered', state_dir=str(tmp_path)))
     assert out['failed'] is True
     assert message in out['msg']
+
+
+def test_lock_timeout_is_honoured(capsys, tmp_path):
+    state_dir = str(tmp_path / 'state')
+    with state_lock(state_dir):  # another run holds the state_dir lock
+        out = _run(capsys, dict(name='x', bridge='virbr0', state_dir=state_dir, lock_timeout=0))
+    assert out['failed'] is True and 'gave up after 0 s' in out['msg']
+
+
+def test_name_alone_renders_the_stored_network(capsys, tmp_path):
+    state_dir = str(tmp_path / 'state')
+    defined = _run(capsys, dict(state='rendered', xml=XML, firewall_backend='iptables', state_dir=state_dir))
+    missing = _run(capsys, dict(state='rendered', name='default', state_dir=state_dir))
+    assert missing['failed'] and "network 'default' is not stored in %s" % state_dir in missing['msg']
+    spec = network_parse.spec_from_xml(XML)
+    network_store.save(state_dir, network_store.StoredNetwork(spec=spec, backend='iptables', seq=1))
+    again = _run(capsys, dict(state='rendered', name='default', state_dir=state_dir))
+    assert again['changed'] is False and again['backend'] == 'iptables'  # the stored layout, not auto's choice
+    assert again['rendered'] == defined['rendered'] and again['network'] == defined['network']
+    other = _run(capsys, dict(state='rendered', name='default', state_dir=state_dir, firewall_backend='nftables'))
+    assert 'table ip libvirt_network {' in other['rendered']['nftables']
