@@ -12,100 +12,19 @@ private bus. Both processes are stopped by their pids, the namespace deleted.
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 
 import pytest
 
 from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import (
     dump_all, require_kernel, run_module)
-from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, missing_tools
-
-FIREWALLD_CONF = ('DefaultZone=public\nCleanupOnExit=yes\nCleanupModulesOnExit=no\nLockdown=no\n'
-                  'IPv6_rpfilter=yes\nIndividualCalls=no\nLogDenied=off\nFirewallBackend=nftables\n'
-                  'FlushAllOnReload=yes\n')
-BUS_CONF = '''<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-  </policy>
-</busconfig>
-'''
-
-
-class PrivateFirewalld:
-    def __init__(self, ns, directory):
-        self.ns = ns
-        self.dir = directory
-        self.socket = os.path.join(directory, 'bus.sock')
-        self.env = {'DBUS_SYSTEM_BUS_ADDRESS': 'unix:path=' + self.socket}
-        self.bus = None
-        self.daemon = None
-
-    def start(self):
-        etc = os.path.join(self.dir, 'etc')
-        for sub in ('zones', 'policies', 'services', 'icmptypes', 'ipsets', 'helpers'):
-            os.makedirs(os.path.join(etc, sub), exist_ok=True)  # zones/policies may be preloaded
-        with open(os.path.join(etc, 'firewalld.conf'), 'w') as handle:
-            handle.write(FIREWALLD_CONF)
-        conf = os.path.join(self.dir, 'bus.conf')
-        with open(conf, 'w') as handle:
-            handle.write(BUS_CONF % self.socket)
-        self.bus = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--nosyslog'],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while not os.path.exists(self.socket):
-            if time.time() > deadline:
-                raise AssertionError('private dbus-daemon did not come up')
-            time.sleep(0.05)
-        env = dict(os.environ, **self.env)
-        self.daemon = self.ns.popen(['firewalld', '--nofork', '--nopid', '--system-config', etc,
-                                     '--log-target', 'file', '--log-file', os.path.join(self.dir, 'firewalld.log')],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        while self.cmd('--state', check=False).stdout.strip() != 'running':
-            if self.daemon.poll() is not None or time.time() > deadline:
-                raise AssertionError('firewalld did not start')
-            time.sleep(0.3)
-        return self
-
-    def cmd(self, *args, check=True):
-        proc = subprocess.run(['firewall-cmd'] + list(args), env=dict(os.environ, **self.env),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
-        if check and proc.returncode != 0:
-            raise AssertionError('firewall-cmd %s: %s' % (' '.join(args), proc.stderr))
-        return proc
-
-    def zone_of(self, interface, permanent=False):
-        args = (['--permanent'] if permanent else []) + ['--get-zone-of-interface=' + interface]
-        out = self.cmd(*args, check=False).stdout.strip()
-        return None if out in ('', 'no zone') else out
-
-    def stop(self):
-        for proc in (self.daemon, self.bus):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+from ansible_collections.hypervisor.netfilter.tests.lib.firewalld import PrivateFirewalld, require_firewalld
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 
 
 @pytest.fixture
 def firewalld(tmp_path):
     require_kernel()
-    missing = missing_tools('firewalld', 'firewall-cmd', 'dbus-daemon')
-    if missing:
-        pytest.skip('firewalld tests need %s (apt-get install firewalld)' % ', '.join(missing))
+    require_firewalld()
     with Netns(tag='fwd') as ns:
         fw = PrivateFirewalld(ns, str(tmp_path / 'fw'))
         os.makedirs(fw.dir)
@@ -254,9 +173,7 @@ def test_our_zone_definitions_act_like_libvirts_files(tmp_path):
     """firewalld with libvirt's own zone/policy files vs. firewalld with the
     definitions this module writes: same zone/policy settings, same nft rules."""
     require_kernel()
-    missing = missing_tools('firewalld', 'firewall-cmd', 'dbus-daemon')
-    if missing:
-        pytest.skip('firewalld tests need %s' % ', '.join(missing))
+    require_firewalld()
     if not os.path.isdir(REFERENCE_FIREWALLD):
         pytest.skip('libvirt reference firewalld files not found at %s (../shared is absent)' % REFERENCE_FIREWALLD)
     ref_defined, ref_listing, ref_nft = _firewalld_effect('fwref', str(tmp_path / 'ref'), True)
@@ -274,9 +191,7 @@ def test_guest_traffic_passes_firewalld_only_through_the_libvirt_zone(tmp_path):
     """firewalld's default zone rejects forwarded traffic; the libvirt zone lets the
     network's own rules decide. A zone changed behind our back is put back."""
     require_kernel()
-    missing = missing_tools('firewalld', 'firewall-cmd', 'dbus-daemon')
-    if missing:
-        pytest.skip('firewalld tests need %s' % ', '.join(missing))
+    require_firewalld()
     from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_traffic import (
         UPSTREAM, UPSTREAM_HOST, Lab, connect)
     with Lab('fwt') as lab:
