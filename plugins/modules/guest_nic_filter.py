@@ -55,6 +55,10 @@ options:
     description:
       - Filter parameters (variables) such as C(IP) or C(DHCPSERVER). A list gives a variable several
         values, like libvirt's repeated C(<parameter>) elements.
+      - libvirt silently drops a parameter whose value is not made of C([A-Za-z0-9_.:]) (for example
+        OpenStack nova's C(RASERVER) with a C(/128) prefix length). Such a parameter is accepted with a
+        warning when no rule of the filter tree uses it, and refused, naming the parameter, its value,
+        the filter and the rule, when one does. The same holds in O(binding_xml) and O(nics).
     type: dict
     default: {}
   binding_xml:
@@ -324,6 +328,8 @@ def binding_output(binding):
 def run_rendered(module, nics):
     bindings = make_bindings(nics)
     filters = binding_store.load_host_filters(module.params['state_dir'])
+    for warning in binding_store.upsert_warnings(bindings, filters):
+        module.warn(warning)
     ruleset = merge_rulesets([r for _b, r in binding_store.compile_bindings(bindings, filters)])
     module.exit_json(changed=False, rendered=dict((label, ruleset.render(family)) for family, label in FAMILY_LABELS))
 

@@ -71,9 +71,15 @@ options:
   strict:
     description:
       - V(true) rejects elements and attributes the nwfilter format does not know (for example the
-        misspelt C(srcporttend)), and filter parameters that are not valid.
+        misspelt C(srcporttend)), and values libvirt reads only by ignoring part of them (a rule
+        priority outside -1000..1000, C(statematch='no'), text after a MAC address or a variable,
+        a variable in C(state), an attribute given twice in one rule, a filter priority without a
+        chain, a comment over 256 characters); the error names the attribute.
       - V(false) accepts and ignores them, exactly as libvirt does, and reports each ignored item as
         a warning. Illegal values of known attributes are errors in both modes.
+      - In both modes a C(<filterref>) parameter whose name or value libvirt does not allow (value
+        outside C([A-Za-z0-9_.:]), for example OpenStack nova's C(RASERVER) with a C(/128) prefix
+        length) is dropped as libvirt drops it, with a warning; a binding whose rules need it is refused.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -326,6 +332,8 @@ def main():
         request, ignored = make_request(module)
         for item in ignored:
             module.warn("filter '%s': ignored %s (strict=false)" % (request.nwfilter.name, item))
+        for note in nwfilter_parse.ignored_parameter_notes(request.nwfilter) if request.nwfilter else ():
+            module.warn(note)
         outcome = filter_service.run(request)
     except NetfilterError as exc:
         module.fail_json(msg=str(exc))

@@ -21,7 +21,7 @@ def pytest_configure(config):
 
 def engine_missing():
     """Skip reason while the lead's parser/compiler modules do not exist yet."""
-    for name in ('nwfilter_parse', 'nwfilter_compile'):
+    for name in ('_nwfilter.parse', '_compile.nwfilter'):
         full = 'ansible_collections.hypervisor.netfilter.plugins.module_utils.' + name
         if importlib.util.find_spec(full) is None:
             return 'engine module %s does not exist yet' % name

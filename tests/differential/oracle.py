@@ -215,19 +215,20 @@ class LibvirtRejected(Exception):
 
 # --------------------------------------------------------------------- our side
 
-def parse_all(filters):
+def parse_all(filters, strict=True):
     """Parsed built-ins overlaid with the given filters (name -> XML)."""
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
     texts = dict(BUILTIN_FILTERS)
     texts.update(filters)
-    return {name: parse_filter(text, source=name, strict=True) for name, text in texts.items()}
+    return {name: parse_filter(text, source=name, strict=strict or name not in filters)
+            for name, text in texts.items()}
 
 
-def compile_all(filters, bindings):
+def compile_all(filters, bindings, strict=True):
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
-    parsed = parse_all(filters)
+    parsed = parse_all(filters, strict)
     return merge_rulesets([compile_binding(b.interface, b.mac, b.filter, b.parameter_dict(), parsed)
                            for b in bindings])
 
@@ -277,10 +278,11 @@ def dump_netns(ns):
     return done.stdout
 
 
-def our_dump(filters, bindings, ruleset=None):
-    """Compile (unless ``ruleset`` is given), load into a fresh netns, dump."""
+def our_dump(filters, bindings, ruleset=None, strict=True):
+    """Compile (unless ``ruleset`` is given), load into a fresh netns, dump.
+    ``strict``: how the given filters are parsed (strict: false = libvirt's reading)."""
     if ruleset is None:
-        ruleset = compile_all(filters, bindings)
+        ruleset = compile_all(filters, bindings, strict)
     ns = unique_name('hnfours')
     make_netns(ns, [b.interface for b in bindings])
     try:
@@ -423,9 +425,9 @@ class Comparison:
         return {name: diff(left[name], right[name]) for name in left if left[name] != right[name]}
 
 
-def compare(oracle, filters, bindings):
+def compare(oracle, filters, bindings, strict=True):
     """Run both sides; return a Comparison of the normalised dumps."""
     priorities = chain_priorities(all_filter_texts(filters))
     theirs = normalise(oracle.dump(filters, bindings), priorities)
-    ours = normalise(our_dump(filters, bindings), priorities)
+    ours = normalise(our_dump(filters, bindings, strict=strict), priorities)
     return Comparison(theirs, ours, tuple(b.interface for b in bindings))

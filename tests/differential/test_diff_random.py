@@ -51,5 +51,5 @@ def test_generated_cases_compile_with_our_engine():
     for index in range(150):
         case = generator.case(index)
         binding = harness.Binding.make(case.interface, case.mac, case.top, case.parameters())
-        ruleset = harness.compile_all(case.filters, [binding])
+        ruleset = harness.compile_all(case.filters, [binding], strict=False)
         assert ruleset.families(), case.describe()

@@ -19,10 +19,11 @@ import re
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_ebtables as EB
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_iptables as XT
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError, ResolveError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import FilterRef
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import (
-    filter_tree, instances, normalise_parameters, resolve)
+    expand, filter_tree, instances, normalise_parameters, resolve)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import (
-    IllegalValue, parse_mac, valid_parameter_name, valid_parameter_value)
+    IllegalValue, parameter_problem, parse_mac)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Chain, Hook, Ruleset, Table
 
 # Linux allows more, but anything else would be unsafe or ambiguous in xtables
@@ -153,19 +154,122 @@ def _xtables_table(family, interface, ip_rules):
     return Table(family, 'filter', chains, hooks)
 
 
-def binding_variables(mac, parameters):
-    """The top-level variable table: the binding's parameters plus MAC unless given."""
-    variables = normalise_parameters(parameters)
-    for name, values in variables:
-        # libvirt silently drops such parameters (and then misses the variable); we say so.
-        if not valid_parameter_name(name):
-            raise BindingError('parameter name %r must be [A-Za-z0-9_]+' % (name,))
+def split_parameters(parameters):
+    """``(kept, ignored)``: the binding parameters libvirt keeps, and
+    ``((name, value, problem), ...)`` for every value it silently drops
+    (name or value outside what its parameter parser allows)."""
+    kept = []
+    ignored = []
+    for name, values in normalise_parameters(parameters):
+        good = []
         for value in values:
-            if not valid_parameter_value(value):
-                raise BindingError('parameter %s: value %r must be [A-Za-z0-9_.:]+' % (name, value))
+            problem = parameter_problem(name, value)
+            if problem:
+                ignored.append((name, value, problem))
+            else:
+                good.append(value)
+        if good:
+            kept.append((name, tuple(good)))
+    return tuple(kept), tuple(ignored)
+
+
+def binding_variables(mac, parameters):
+    """The top-level variable table: the binding's valid parameters plus MAC unless given."""
+    variables, _ignored = split_parameters(parameters)
     if mac is not None and 'MAC' not in dict(variables):
         variables += (('MAC', (mac,)),)
     return variables
+
+
+def _first_use(expanded, name):
+    """(filter name, rule description) of the first rule of the tree that uses ``$name``."""
+    for item in expanded:
+        if any(access.name == name for access in item.rule.var_accesses):
+            return item.filter_name, item.rule.where()
+    return None
+
+
+def check_ignored_parameters(filter_name, filters, parameters, source=None):
+    """Refuse a binding parameter libvirt would drop when the filter tree uses it.
+
+    libvirt skips such a value without a word; the variable is then undefined
+    (binding refused), falls back to a filterref default, or loses one list
+    element (measured with libvirt 9.0, tests/differential). Each silently
+    changes what the user asked for, so we refuse, naming the parameter, its
+    value, and the filter and first rule that use it. Return the ignored
+    parameters that no rule uses: ``((name, value, problem), ...)``.
+    """
+    _kept, ignored = split_parameters(parameters)
+    if not ignored:
+        return ()
+    expanded = expand(filter_name, filters, ())
+    unused = []
+    for name, value, problem in ignored:
+        used = _first_use(expanded, name)
+        if used is None:
+            unused.append((name, value, problem))
+            continue
+        raise ResolveError('parameter %s: value %r cannot be used: %s (libvirt drops such a parameter '
+                           'without a word), and the filter uses $%s' % (name, value, problem, name),
+                           filter_name=used[0], rule=used[1], attribute=name, value=value, source=source)
+    return tuple(unused)
+
+
+def _subtree_uses(filter_name, filters, name, seen=()):
+    """(filter, rule) of the first rule below ``filter_name`` that uses ``$name``
+    without a filterref on the way defining it; None if none (or unknown)."""
+    flt = filters.get(filter_name)
+    if flt is None or filter_name in seen:
+        return None
+    for entry in flt.entries:
+        if isinstance(entry, FilterRef):
+            if name in dict(entry.parameters):
+                continue
+            found = _subtree_uses(entry.filter, filters, name, seen + (filter_name,))
+            if found:
+                return found
+        elif any(access.name == name for access in entry.var_accesses):
+            return filter_name, entry.where()
+    return None
+
+
+def check_filterref_parameters(filter_name, filters, variables=(), source=None):
+    """Refuse when a filterref parameter that libvirt drops (nwfilter_parse
+    FilterRef.ignored) is needed by a rule below it and no caller defines the
+    variable (libvirt then refuses the binding as an unresolvable variable).
+    Return ``((filter, name, value, problem), ...)`` of the dropped ones that
+    nothing needs."""
+    unused = []
+
+    def walk(name, defined, path):
+        flt = filters.get(name)
+        if flt is None or name in path:
+            return  # resolve() reports missing filters and cycles
+        for entry in flt.entries:
+            if not isinstance(entry, FilterRef):
+                continue
+            for param, value, problem in entry.ignored:
+                used = None if param in defined else _subtree_uses(entry.filter, filters, param)
+                if used is not None:
+                    raise ResolveError("parameter %s of the filterref to '%s' in filter '%s': value %r cannot be used: "
+                                       "%s (libvirt drops such a parameter without a word), and the filter uses $%s"
+                                       % (param, entry.filter, name, value, problem, param),
+                                       filter_name=used[0], rule=used[1], attribute=param, value=value, source=source)
+                unused.append((name, param, value, problem))
+            walk(entry.filter, defined | set(dict(entry.parameters)), path + (name,))
+
+    walk(filter_name, set(dict(variables)), ())
+    return tuple(unused)
+
+
+def parameter_warnings(interface, filter_name, filters, parameters):
+    """Warnings for the binding parameters that are ignored (libvirt drops them
+    too, and no rule of the filter tree uses them); raise ResolveError for one
+    that a rule uses (see check_ignored_parameters)."""
+    return tuple("interface %s: parameter %s=%r is ignored: %s, and no rule of filter '%s' (or the filters it "
+                 "references) uses $%s" % (interface, name, value, problem, filter_name, name)
+                 for name, value, problem in check_ignored_parameters(filter_name, filters, parameters,
+                                                                      source='interface %s' % interface))
 
 
 def compile_binding(interface, mac, filter_name, parameters, filters):
@@ -181,7 +285,10 @@ def compile_binding(interface, mac, filter_name, parameters, filters):
             mac = parse_mac(mac)
         except IllegalValue:
             raise BindingError('invalid MAC address %r for interface %s' % (mac, interface))
-    expanded = resolve(filter_name, filters, binding_variables(mac, parameters))
+    check_ignored_parameters(filter_name, filters, parameters, source='interface %s' % interface)
+    variables = binding_variables(mac, parameters)
+    check_filterref_parameters(filter_name, filters, variables, source='interface %s' % interface)
+    expanded = resolve(filter_name, filters, variables)
     ordered = sorted(expanded, key=_sort_key)
     by_layer = {'eb': [], 'ip': [], 'ip6': []}
     for item in ordered:

@@ -25,8 +25,7 @@ import uuid as uuidlib
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import (
-    IllegalValue, Value, parse_mac, parse_state, parse_value, parse_var_access, valid_parameter_name,
-    valid_parameter_value)
+    IllegalValue, Value, parameter_problem, parse_mac, parse_state, parse_value, parse_var_access)
 
 try:
     from lxml import etree
@@ -84,6 +83,10 @@ class FilterRef:
     filter: str
     parameters: tuple = ()  # ((name, (value, ...)), ...) in order of first appearance
     line: int | None = None
+    # ((name, value, problem), ...): parameters libvirt drops (name or value
+    # outside its character set). Not part of the definition (libvirt does not
+    # keep them either); the compiler refuses a binding whose rules need one.
+    ignored: tuple = dataclasses.field(default=(), compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +176,7 @@ def chain_prefix(chain):
     return 'root'
 
 
-def _parse_filter_priority(element, name, chain, chain_given, source):
+def _parse_filter_priority(element, name, chain, chain_given, source, strict=False):
     text = element.get('priority')
     if text is not None:
         if not _INT.match(text) or not P.PRIORITY_MIN <= int(text) <= P.PRIORITY_MAX:
@@ -181,13 +184,17 @@ def _parse_filter_priority(element, name, chain, chain_given, source):
                               filter_name=name, attribute='priority', value=text, source=source)
     if not chain_given:
         # A filter without a chain attribute is a root filter whatever its priority says.
+        if text is not None and strict:
+            raise FilterError('a filter priority without a chain attribute is ignored by libvirt (the filter is a '
+                              "root filter); add chain='...' or remove the priority (strict: false ignores it)",
+                              filter_name=name, attribute='priority', value=text, source=source)
         return 0, None
     if text is not None:
         return int(text), text
     return P.CHAIN_DEFAULT_PRIORITY[chain_prefix(chain)], None
 
 
-def _parse_rule_priority(element, name, position, source):
+def _parse_rule_priority(element, name, position, source, strict):
     text = element.get('priority')
     if text is None:
         return P.RULE_PRIORITY_DEFAULT
@@ -197,6 +204,11 @@ def _parse_rule_priority(element, name, position, source):
                           attribute='priority', value=text, source=source)
     number = int(text)
     if not P.PRIORITY_MIN <= number <= P.PRIORITY_MAX:
+        if strict:
+            raise FilterError('rule priority must be in [%d, %d] (libvirt silently uses %d instead; strict: false '
+                              'does too)' % (P.PRIORITY_MIN, P.PRIORITY_MAX, P.RULE_PRIORITY_DEFAULT),
+                              filter_name=name, rule='rule #%d (line %s)' % (position, element.sourceline),
+                              attribute='priority', value=text, source=source)
         return P.RULE_PRIORITY_DEFAULT  # libvirt silently falls back to the default
     return number
 
@@ -221,8 +233,13 @@ def _parse_rule(element, filter_name, position, strict, source):
     if direction is None or direction not in P.DIRECTIONS:
         raise FilterError('direction must be one of %s' % ', '.join(P.DIRECTIONS), filter_name=filter_name,
                           rule=where(), attribute='direction', value=direction, source=source)
-    priority = _parse_rule_priority(element, filter_name, position, source)
+    priority = _parse_rule_priority(element, filter_name, position, source, strict)
     statematch_text = element.get('statematch')
+    if strict and statematch_text is not None and statematch_text.lower() not in ('0', '1', 'true', 'false'):
+        # libvirt turns state matching off only for '0' and 'false': 'no' would leave it on.
+        raise FilterError("statematch must be 'true', 'false', '1' or '0' (libvirt reads any other text as true)",
+                          filter_name=filter_name, rule=where(priority), attribute='statematch',
+                          value=statematch_text, source=source)
     statematch = not (statematch_text is not None and (statematch_text == '0' or statematch_text.lower() == 'false'))
 
     protocol_name = None
@@ -258,6 +275,9 @@ def _parse_rule(element, filter_name, position, strict, source):
         for attr_spec in spec.attrs:
             raw = child.get(attr_spec.name)
             if raw is not None:
+                if strict:
+                    _strict_value_checks(attr_spec, raw, attr_spec.name in raw_values, filter_name,
+                                         where(priority), source)
                 raw_values[attr_spec.name] = raw
                 negated[attr_spec.name] = is_negated
                 if attr_spec.name == 'state' and not raw.startswith('$'):
@@ -297,6 +317,46 @@ def _parse_rule(element, filter_name, position, strict, source):
     return rule
 
 
+_STRICT_BOOLEANS = ('true', 'false', '1', '0', 'yes', 'no')
+_VAR_TAIL = re.compile(r'^\$[A-Za-z0-9_]+(\[\s*@?\s*[0-9]+\s*\])?\s*$')
+
+
+def _lenient_only_mac(raw):
+    """A MAC libvirt reads only by ignoring what follows it."""
+    try:
+        parse_mac(raw)
+        return False
+    except IllegalValue:
+        try:
+            parse_mac(raw, lenient=True)
+            return True
+        except IllegalValue:
+            return False  # not a MAC at all: parse_value says so
+
+
+def _strict_value_checks(spec, raw, repeated, filter_name, rule, source):
+    """Values libvirt accepts but (partly) ignores: refused in strict mode,
+    naming the attribute. strict: false keeps libvirt's reading."""
+    def refuse(message):
+        raise FilterError(message + ' (strict: false accepts it as libvirt does)', filter_name=filter_name,
+                          rule=rule, attribute=spec.name, value=raw, source=source)
+
+    if repeated and spec.kind != P.STATE:
+        refuse('attribute given again in another element of the same rule; libvirt ignores the earlier value')
+    if raw.startswith('$'):
+        if not _VAR_TAIL.match(raw):
+            refuse("libvirt ignores what follows the variable reference ($NAME, $NAME[N] or $NAME[@N] expected)")
+        if spec.kind == P.STATE:
+            refuse('libvirt ignores a variable in state (the rule would match without it)')
+        return
+    if spec.kind in (P.MAC, P.MACMASK) and _lenient_only_mac(raw):
+        refuse('libvirt ignores the text after the MAC address')
+    if spec.kind == P.BOOLEAN and raw not in _STRICT_BOOLEANS:
+        refuse("must be 'true', 'false', 'yes', 'no', '1' or '0' (libvirt reads any other text as false)")
+    if spec.kind == P.COMMENT and len(raw) > P.MAX_COMMENT_LENGTH:
+        refuse('comment longer than %d characters; libvirt cuts the rest off' % P.MAX_COMMENT_LENGTH)
+
+
 def _fixup_ipset(spec, values):
     """libvirt's ipset fix-up for IP-layer protocols other than all/all-ipv6."""
     if spec.layer == 'eb' or spec.name in ('all', 'all-ipv6'):
@@ -324,7 +384,16 @@ def _validate_rule(rule, filter_name, source):
                               value=proto.raw if proto else None, source=source)
 
 
-def _parse_parameters(element, filter_name, strict, source):
+def _parse_parameters(element, filter_name, strict, source, keep_invalid=False, ignored=None):
+    """``<parameter>`` children as ((name, (value, ...)), ...).
+
+    libvirt silently skips a parameter whose name or value fails its check
+    (OpenStack nova passes RASERVER as ADDRESS/128). In a filter's
+    ``<filterref>`` it is dropped like libvirt does and listed in ``ignored``
+    (the compiler refuses a binding whose rules need it; modules warn).
+    ``keep_invalid`` (bindings) keeps it: the compiler decides, knowing whether
+    the filter tree uses it (warning if not, error if it does).
+    """
     params = []
     index = {}
     for child in element:
@@ -337,11 +406,16 @@ def _parse_parameters(element, filter_name, strict, source):
             continue
         name = child.get('name')
         value = child.get('value')
-        if not valid_parameter_name(name) or not valid_parameter_value(value):
+        if name is None or value is None:
             if strict:
-                raise FilterError('parameter names must be [A-Za-z0-9_]+ and values [A-Za-z0-9_.:]+ (line %s)'
-                                  % child.sourceline, filter_name=filter_name,
-                                  attribute='parameter %s' % name, value=value, source=source)
+                raise FilterError('<parameter> needs a name and a value attribute (line %s)' % child.sourceline,
+                                  filter_name=filter_name, attribute='parameter %s' % name, value=value,
+                                  source=source)
+            continue
+        problem = parameter_problem(name, value)
+        if problem and not keep_invalid:
+            if ignored is not None:
+                ignored.append((name, value, problem))
             continue  # libvirt silently skips it
         if name in index:
             params[index[name]] = (name, params[index[name]][1] + (value,))
@@ -359,7 +433,7 @@ def parse_filter_element(root, source=None, strict=True):
         _check_unknown_attributes(root, ('name', 'chain', 'priority'), source, name)
         _validate_with_schema(root, name, source)
     chain, chain_given = _parse_chain(root, name, source)
-    priority, priority_text = _parse_filter_priority(root, name, chain, chain_given, source)
+    priority, priority_text = _parse_filter_priority(root, name, chain, chain_given, source, strict)
     filter_uuid = None
     entries = []
     rule_position = 0
@@ -381,12 +455,23 @@ def parse_filter_element(root, source=None, strict=True):
                                   filter_name=name, source=source)
             if strict:
                 _check_unknown_attributes(child, ('filter',), source, name)
-            entries.append(FilterRef(ref, _parse_parameters(child, name, strict, source), child.sourceline))
+            ignored = []
+            parameters = _parse_parameters(child, name, strict, source, ignored=ignored)
+            entries.append(FilterRef(ref, parameters, child.sourceline, tuple(ignored)))
         elif strict:
             raise FilterError('unexpected element <%s> (line %s)' % (child.tag, child.sourceline),
                               filter_name=name, source=source)
     return Filter(name=name, chain=chain, priority=priority, priority_text=priority_text,
                   chain_given=chain_given, uuid=filter_uuid, entries=tuple(entries))
+
+
+def ignored_parameter_notes(nwfilter):
+    """Warnings for the filterref parameters libvirt (and we) drop from ``nwfilter``."""
+    return tuple("filter '%s': parameter %s=%r of the filterref to '%s' is ignored: %s (libvirt drops it too); "
+                 "a binding whose rules need $%s without defining it is refused"
+                 % (nwfilter.name, name, value, entry.filter, problem, name)
+                 for entry in nwfilter.entries if isinstance(entry, FilterRef)
+                 for name, value, problem in entry.ignored)
 
 
 def parse_filter(text, source=None, strict=True):
@@ -435,6 +520,6 @@ def parse_binding(text, source=None, strict=True):
         raise FilterError('<filterbinding> requires <filterref filter="..."/>', source=source)
     linkdev = child(root, 'linkdev')
     return Binding(portdev=portdev.get('name'), mac=mac, filter=ref.get('filter'),
-                   parameters=_parse_parameters(ref, ref.get('filter'), strict, source),
+                   parameters=_parse_parameters(ref, ref.get('filter'), strict, source, keep_invalid=True),
                    owner_name=owner_name, owner_uuid=owner_uuid,
                    linkdev=linkdev.get('name') if linkdev is not None else None)

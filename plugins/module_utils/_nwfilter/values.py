@@ -293,7 +293,24 @@ def valid_parameter_name(name):
 
 
 _PARAM_VALUE = re.compile(r'^[A-Za-z0-9_.:]+$')
+# What libvirt's parameter parser (virNWFilterParseParamAttributes) allows; it
+# silently skips a <parameter> whose name or value is anything else.
+PARAMETER_NAME_RULE = '[A-Za-z0-9_]+'
+PARAMETER_VALUE_RULE = 'one or more of [A-Za-z0-9_.:]'
 
 
 def valid_parameter_value(value):
     return bool(value) and bool(_PARAM_VALUE.match(value))
+
+
+def parameter_problem(name, value):
+    """Why libvirt would skip the parameter ``name=value``, or None if it keeps it."""
+    if not valid_parameter_name(name):
+        return 'the name must be %s' % PARAMETER_NAME_RULE
+    if not valid_parameter_value(value):
+        bad = sorted(set(c for c in value if not _PARAM_VALUE.match(c)))
+        if not value:
+            return 'the value is empty; libvirt allows only %s' % PARAMETER_VALUE_RULE
+        return 'the value contains %s; libvirt allows only %s' % (
+            ', '.join(repr(c) for c in bad), PARAMETER_VALUE_RULE)
+    return None

@@ -282,6 +282,17 @@ def compile_bindings(bindings, filters, cache=None):
     return out
 
 
+def upsert_warnings(bindings, filters):
+    """Warnings about parameters of ``bindings`` that are ignored (libvirt drops
+    them too and no rule uses them); a used one raises instead."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import parameter_warnings
+    found = []
+    for binding in bindings:
+        if binding.filter in filters:
+            found.extend(parameter_warnings(binding.interface, binding.filter, filters, binding.parameters))
+    return found
+
+
 def ruleset_to_data(ruleset):
     return [[t.family, t.name, [[c.name, [list(r) for r in c.rules]] for c in t.chains],
              [[h.chain, list(h.args), h.position] for h in t.hooks]] for t in ruleset.tables]
@@ -472,6 +483,7 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         if filters is None:
             filters = load_host_filters(state_dir)
         compiled_cache = CompiledCache(state_dir)
+        warnings.extend(upsert_warnings(upserts, filters))
         # Bindings given now are compiled even when their interface is missing: bad input fails here.
         active_names = set(b.interface for b in active)
         compile_bindings([b for b in upserts if b.interface not in active_names], filters, compiled_cache)

@@ -205,7 +205,47 @@ def test_variables_libvirt_cannot_instantiate_are_refused(body):
         compile_one(body, params={'D': '5'})
 
 
-@pytest.mark.parametrize('params', [{'X': '1.2.3.4/8'}, {'X': ''}, {'X': ['1.1.1.1', 'a b']}, {'bad-name': '1'}])
-def test_invalid_binding_parameters_refused(params):
-    with pytest.raises(BindingError):
-        compile_one("<rule action='drop' direction='out'><all dstipaddr='$X'/></rule>", params=params)
+@pytest.mark.parametrize('params', [{'X': '1.2.3.4/8'}, {'X': ''}, {'X': ['1.1.1.1', 'a b']}])
+def test_invalid_parameter_value_used_by_a_rule_is_refused(params):
+    # libvirt drops the value silently (X undefined, or one list element fewer): we say which rule needs it
+    with pytest.raises(ResolveError) as refused:
+        compile_one("<rule action='accept' direction='out' priority='100'><tcp dstportstart='22'/></rule>"
+                    "<rule action='drop' direction='out' priority='200'><all dstipaddr='$X'/></rule>", params=params)
+    text = str(refused.value)
+    bad = [v for v in (params['X'] if isinstance(params['X'], list) else [params['X']]) if v != '1.1.1.1'][0]
+    for part in ("interface vnet3", "filter 'f'", 'rule #2 (priority 200', 'parameter X', repr(bad), '$X'):
+        assert part in text, (part, text)
+    assert 'parameter names must' not in text
+
+
+def test_invalid_parameter_used_through_a_filterref_default_is_refused():
+    # libvirt would silently use the filterref's default 10.0.0.1 instead of the user's value
+    child = "<filter name='c'><rule action='drop' direction='out'><all dstipaddr='$X'/></rule></filter>"
+    with pytest.raises(ResolveError, match="filter 'c', rule #1.*parameter X: value '1.2.3.4/8'"):
+        compile_one("<filterref filter='c'><parameter name='X' value='10.0.0.1'/></filterref>",
+                    params={'X': '1.2.3.4/8'}, extra=[child])
+
+
+@pytest.mark.parametrize('params', [{'RASERVER': 'fd00::1/128'}, {'Z': ''}, {'bad-name': '1'}])
+def test_invalid_parameter_nobody_uses_is_ignored_with_a_warning(params):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import parameter_warnings
+    body = "<rule action='drop' direction='out'><all dstipaddr='$X'/></rule>"
+    with_bad = compile_one(body, params=dict(params, X='10.0.0.1'))
+    assert with_bad == compile_one(body, params={'X': '10.0.0.1'})
+    filters = {'f': parse_filter("<filter name='f'>%s</filter>" % body)}
+    (warning,) = parameter_warnings('vnet3', 'f', filters, dict(params, X='10.0.0.1'))
+    name, value = list(params.items())[0]
+    assert 'interface vnet3: parameter %s=%r is ignored' % (name, value) in warning
+    assert "filter 'f'" in warning
+
+
+def test_nova_raserver_with_prefix_length_on_clean_traffic():
+    # OpenStack nova passes RASERVER=<address>/128; clean-traffic never uses it (libvirt accepts the binding)
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import parameter_warnings
+    filters = builtin_filters()
+    params = {'IP': '10.0.0.5', 'RASERVER': '2001:db8:0:1::1/128'}
+    assert compile_binding('vnet3', MAC, 'clean-traffic', params, filters) == \
+        compile_binding('vnet3', MAC, 'clean-traffic', {'IP': '10.0.0.5'}, filters)
+    (warning,) = parameter_warnings('vnet3', 'clean-traffic', filters, params)
+    assert "RASERVER='2001:db8:0:1::1/128' is ignored" in warning and "'/'" in warning

@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.format import (
     escape, format_binding, format_filter)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding, parse_filter
 
 UUID = "<uuid>11111111-2222-3333-4444-555555555555</uuid>"
@@ -20,9 +21,9 @@ def canon(text, strict=True):
     return format_filter(parse_filter(text, source='test', strict=strict))
 
 
-def one_rule(body, rule_attrs="action='accept' direction='out'"):
+def one_rule(body, rule_attrs="action='accept' direction='out'", strict=True):
     """Canonical text of the rule line(s) of a one-rule filter."""
-    text = canon("<filter name='f'>%s<rule %s>%s</rule></filter>" % (UUID, rule_attrs, body))
+    text = canon("<filter name='f'>%s<rule %s>%s</rule></filter>" % (UUID, rule_attrs, body), strict=strict)
     lines = text.splitlines()
     return '\n'.join(lines[2:-1])
 
@@ -48,7 +49,6 @@ def test_whole_filter_layout():
 
 @pytest.mark.parametrize('head,expected', (
     ("<filter name='f'>", "<filter name='f' chain='root'>"),
-    ("<filter name='f' priority='-50'>", "<filter name='f' chain='root'>"),  # no chain: a root filter, priority 0
     ("<filter name='f' chain='root' priority='-50'>", "<filter name='f' chain='root' priority='-50'>"),
     ("<filter name='f' chain='arp'>", "<filter name='f' chain='arp' priority='-500'>"),  # the chain's default
     ("<filter name='f' chain='arp-x'>", "<filter name='f' chain='arp-x' priority='-500'>"),
@@ -64,6 +64,14 @@ def test_filter_head_and_chain_priority(head, expected):
     assert canon(head + UUID + '</filter>').splitlines()[0] == expected + ''
 
 
+def test_priority_without_chain_is_ignored_when_lenient_and_refused_when_strict():
+    # libvirt: no chain attribute makes a root filter whatever its priority says (checked with libvirt-oracle)
+    assert format_filter(parse_filter("<filter name='f' priority='-50'>" + UUID + '</filter>', strict=False)
+                         ).splitlines()[0] == "<filter name='f' chain='root'>"
+    with pytest.raises(FilterError, match="attribute 'priority', value '-50': a filter priority without a chain"):
+        parse_filter("<filter name='f' priority='-50'>" + UUID + '</filter>')
+
+
 def test_filter_without_uuid_has_no_uuid_line():
     assert canon("<filter name='f'/>") == "<filter name='f' chain='root'>\n</filter>\n"
 
@@ -71,10 +79,15 @@ def test_filter_without_uuid_has_no_uuid_line():
 def test_rule_attributes():
     assert one_rule('', "action='reject' direction='in' priority='-7' statematch='FALSE'") == \
         "  <rule action='reject' direction='in' priority='-7' statematch='false'/>"
-    assert one_rule('', "action='accept' direction='in' statematch='no'") == \
+    # libvirt ignores these values (checked with libvirt-oracle): strict refuses, lenient reads them as libvirt
+    assert one_rule('', "action='accept' direction='in' statematch='no'", strict=False) == \
         "  <rule action='accept' direction='in' priority='500'/>"  # only 0/false disable it
-    assert one_rule('<all/>', "action='accept' direction='in' priority='5000'") == \
+    assert one_rule('<all/>', "action='accept' direction='in' priority='5000'", strict=False) == \
         "  <rule action='accept' direction='in' priority='500'>\n    <all/>\n  </rule>"
+    with pytest.raises(FilterError, match="attribute 'statematch', value 'no'"):
+        one_rule('', "action='accept' direction='in' statematch='no'")
+    with pytest.raises(FilterError, match="attribute 'priority', value '5000': rule priority must be in"):
+        one_rule('<all/>', "action='accept' direction='in' priority='5000'")
 
 
 def test_values_are_normalised_in_table_order():

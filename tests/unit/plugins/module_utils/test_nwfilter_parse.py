@@ -115,3 +115,26 @@ def test_binding():
     assert (binding.portdev, binding.mac, binding.filter) == ('vnet0', '52:54:00:aa:bb:01', 'clean-traffic')
     assert binding.parameters == (('IP', ('10.0.0.5', '10.0.0.6')),)
     assert binding.owner_name == 'vm'
+
+
+def test_filterref_parameter_libvirt_drops_is_dropped_and_listed_in_both_modes():
+    # OpenStack nova (stein) writes RASERVER with a /128 prefix length into its instance filter
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import ignored_parameter_notes
+    text = ("<filter name='nova-i' chain='root'><filterref filter='nova-base'><parameter name='IP' value='10.0.0.5'/>"
+            "<parameter name='RASERVER' value='2001:db8::1/128'/></filterref></filter>")
+    for strict in (True, False):
+        nwfilter = parse_filter(text, strict=strict)
+        (ref,) = nwfilter.entries
+        assert ref.parameters == (('IP', ('10.0.0.5',)),)
+        assert [item[:2] for item in ref.ignored] == [('RASERVER', '2001:db8::1/128')]
+    (note,) = ignored_parameter_notes(nwfilter)
+    assert "parameter RASERVER='2001:db8::1/128' of the filterref to 'nova-base' is ignored" in note
+
+
+def test_binding_keeps_parameters_libvirt_drops_for_the_compiler_to_judge():
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding
+    binding = parse_binding("<filterbinding><owner><name>vm</name><uuid>d217f2d7-5a04-4a35-a6ba-5b9f0e1f0a01</uuid>"
+                            "</owner><portdev name='tap1'/><mac address='52:54:00:00:00:01'/>"
+                            "<filterref filter='clean-traffic'><parameter name='IP' value='10.0.0.5'/>"
+                            "<parameter name='RASERVER' value='fd00::1/128'/></filterref></filterbinding>")
+    assert binding.parameters == (('IP', ('10.0.0.5',)), ('RASERVER', ('fd00::1/128',)))
