@@ -74,7 +74,15 @@ install_apt_packages() {
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt_get_waiting update -qq
-    apt_get_waiting install -y -qq --no-install-recommends "${missing[@]}"
+    # Package scripts must not start services here (firewalld would take over
+    # this machine's firewall): policy-rc.d 101 forbids it while we install.
+    local policy=/usr/sbin/policy-rc.d made_policy=0 rc=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
+    apt_get_waiting install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+    [ "$made_policy" = 1 ] && rm -f "$policy"
+    return "$rc"
 }
 
 pick_python() {

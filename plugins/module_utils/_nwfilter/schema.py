@@ -37,7 +37,7 @@ RNG_NS = 'http://relaxng.org/ns/structure/1.0'
 _TYPES = r'''
   <!-- $NAME, $NAME[N], $NAME[@N]; libvirt ignores whatever follows the ']' -->
   <define name="t-var">
-    <data type="string"><param name="pattern">\$[A-Za-z0-9_]+(\[.*)?</param></data>
+    <data type="string"><param name="pattern">[$][A-Za-z0-9_]+(\[.*)?</param></data>
   </define>
   <!-- unsigned number: decimal or hex (with or without 0x); libvirt's strtoul
        also takes leading blanks and a sign -->

@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers of the agent/role/unit tests: where things are, rendering the units,
+running the agent, the real unit files of firewalld and libvirt."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROLE = os.path.join(REPO, 'roles', 'host')
+AGENT = os.path.join(ROLE, 'files', 'hypervisor-netfilter')
+TEMPLATES = os.path.join(ROLE, 'templates')
+UNITS = ('hypervisor-netfilter-restore.service', 'hypervisor-netfilter.target', 'hypervisor-netfilter.service')
+OUTPUT = os.path.join(REPO, 'tests', 'output', 'agent')
+SYSTEM_UNIT_DIRS = ('/usr/lib/systemd/system', '/lib/systemd/system')
+# Debian's python3 runs the agent on a host; it has jeepney and lxml from Debian packages.
+HOST_PYTHON = '/usr/bin/python3'
+
+
+def load_agent_module():
+    """The agent file as a Python module (its name has no .py)."""
+    loader = importlib.machinery.SourceFileLoader('hnf_agent', AGENT)
+    spec = importlib.util.spec_from_loader('hnf_agent', loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def role_defaults():
+    import yaml
+    with open(os.path.join(ROLE, 'defaults', 'main.yml')) as handle:
+        return yaml.safe_load(handle)
+
+
+def render_units(dest, **overrides):
+    """Render the role's unit templates into ``dest`` (role defaults + overrides)."""
+    import jinja2
+    values = dict(role_defaults(), ansible_managed='Ansible managed (test)')
+    values.update(overrides)
+    paths = []
+    for unit in UNITS:
+        with open(os.path.join(TEMPLATES, unit + '.j2')) as handle:
+            text = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined).render(**values)
+        path = os.path.join(dest, unit)
+        with open(path, 'w') as handle:
+            handle.write(text)
+        paths.append(path)
+    return paths
+
+
+def system_unit(name):
+    for directory in SYSTEM_UNIT_DIRS:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def libvirt_unit_dir():
+    """A directory holding libvirt's real unit files (libvirt-guests.service, libvirtd.service, ...).
+
+    Installed ones when libvirt-daemon-system is installed; otherwise the ones of
+    that Debian package, downloaded with ``apt-get download`` and unpacked (not
+    installed: installing it would start and configure libvirt on this machine)
+    into tests/output/agent once. Skips with the reason when neither works.
+    """
+    if system_unit('libvirt-guests.service') and system_unit('libvirtd.service'):
+        return os.path.dirname(system_unit('libvirt-guests.service'))
+    unpacked = os.path.join(OUTPUT, 'libvirt-daemon-system')
+    for sub in SYSTEM_UNIT_DIRS:
+        found = os.path.join(unpacked + sub, 'libvirt-guests.service')
+        if os.path.isfile(found):
+            return os.path.dirname(found)
+    if not shutil.which('apt-get') or not shutil.which('dpkg-deb'):
+        pytest.skip('libvirt-guests.service is not installed and apt-get/dpkg-deb are missing to unpack '
+                    'it from libvirt-daemon-system')
+    download = os.path.join(OUTPUT, 'debs')
+    os.makedirs(download, exist_ok=True)
+    os.chmod(download, 0o755)
+    result = subprocess.run(['apt-get', 'download', 'libvirt-daemon-system'], cwd=download, check=False,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    debs = sorted(f for f in os.listdir(download) if f.startswith('libvirt-daemon-system_') and f.endswith('.deb'))
+    if not debs:
+        pytest.skip('libvirt-guests.service is not installed and apt-get download libvirt-daemon-system '
+                    'failed: %s' % result.stdout.strip()[-300:])
+    subprocess.run(['dpkg-deb', '-x', os.path.join(download, debs[-1]), unpacked], check=True)
+    return libvirt_unit_dir()
+
+
+def run_agent(args, python=None, env=None, ns=None, timeout=300):
+    """Run the agent (list of args) with Debian's python3 (as on a host) unless told otherwise."""
+    argv = [python or agent_python(), AGENT] + list(args)
+    if ns is not None:
+        argv = ns.exec_argv(argv)
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env=dict(os.environ, **(env or {})), timeout=timeout, check=False)
+
+
+def agent_python():
+    """The host's python3 when it can import the engine's dependencies, else this test's Python."""
+    if os.path.exists(HOST_PYTHON):
+        probe = subprocess.run([HOST_PYTHON, '-c', 'import lxml'], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+        if probe.returncode == 0:
+            return HOST_PYTHON
+    return sys.executable
