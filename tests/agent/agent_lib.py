@@ -113,3 +113,64 @@ def agent_python():
         if probe.returncode == 0:
             return HOST_PYTHON
     return sys.executable
+
+
+ENGINE_ENTRY = os.path.join(REPO, 'plugins', 'module_utils', '_reconcile', 'host.py')
+
+
+def require_engine():
+    """The agent calls _reconcile/host.py: reconcile_host (the engine's one host reconcile)."""
+    if not os.path.isfile(ENGINE_ENTRY):
+        pytest.skip('the engine entry point %s is not in this checkout yet' % os.path.relpath(ENGINE_ENTRY, REPO))
+
+
+def require_agent_kernel(*tools):
+    from ansible_collections.hypervisor.netfilter.tests.lib.netns import can_create_namespaces, missing_tools
+    ok, reason = can_create_namespaces()
+    if not ok:
+        pytest.skip(reason)
+    missing = missing_tools('ebtables-save', 'iptables-save', 'ip6tables-save', 'nft', *tools)
+    if missing:
+        pytest.skip('missing tools: %s' % ', '.join(missing))
+    require_engine()
+
+
+def store_bindings(state_dir, nics):
+    """Store guest NIC bindings (what guest_nic_filter stores) without applying them:
+    ``nics`` = [(interface, mac, filter, parameters)]."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    binding_store.save_bindings(state_dir, [binding_store.make_binding(i, m, f, p, seq=n + 1)
+                                            for n, (i, m, f, p) in enumerate(nics)])
+
+
+_COUNTERS = __import__('re').compile(r'\[\d+:\d+\]|counter packets \d+ bytes \d+| -c \d+ \d+')
+
+
+def dump_host(ns):
+    """Everything the agent restores, normalised: the xtables dumps (no counters,
+    no comment lines), the nft ruleset (tables sorted) and the bridges with their addresses."""
+    import json
+    out = {}
+    for tool in ('ebtables-save', 'iptables-save', 'ip6tables-save'):
+        text = ns.run([tool]).stdout
+        out[tool] = [_COUNTERS.sub('', line).rstrip() for line in text.splitlines() if not line.startswith('#')]
+    tables = []
+    for line in ns.run(['nft', 'list', 'ruleset']).stdout.splitlines():
+        line = _COUNTERS.sub('counter', line).rstrip()
+        if line.startswith('table '):
+            tables.append([])
+        if tables and line:
+            tables[-1].append(line)
+    out['nft'] = sorted(tables, key=lambda t: t[0])
+    links = json.loads(ns.run(['ip', '-j', 'addr', 'show', 'type', 'bridge']).stdout or '[]')
+    out['bridges'] = sorted((link['ifname'], sorted('%s/%s' % (a['local'], a['prefixlen'])
+                                                    for a in link.get('addr_info', ())
+                                                    if not a['local'].startswith('fe80')))
+                            for link in links)
+    return out
+
+
+def rule_count(dump):
+    return sum(1 for tool in ('ebtables-save', 'iptables-save', 'ip6tables-save')
+               for line in dump[tool] if line.startswith('-A '))
