@@ -9,7 +9,7 @@ Everything runs in throwaway network namespaces (tests/lib/netns.py).  For
 each N, with clean-traffic bound to vnet0..vnetN-1 (one IP each):
 
 * apply     - from an empty host and an empty state_dir, the code path of one
-              module call (binding_store.sync_host: store, compile, one read
+              module call (nic_sync.sync_host: store, compile, one read
               per family, diff, one restore per family, learn the spelling);
 * no-op     - the same call again with a fresh engine (as the next module run):
               full diff against the live dump;
@@ -41,7 +41,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'tests'))
 import conftest  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils import binding_store  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync  # noqa: E402
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets  # noqa: E402
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (  # noqa: E402
     NWFILTER_OWNERSHIP, XtablesEngine, _declaration_order)
@@ -73,7 +74,7 @@ def run_sync(ns, state_dir, wanted):
     engine = XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft', state_dir=state_dir,
                            runner=NsRunner(ns))
     start = time.monotonic()
-    result = binding_store.sync_host(state_dir, engine, upserts=wanted, interface_exists_fn=lambda name: True)
+    result = nic_sync.sync_host(state_dir, engine, upserts=wanted, interface_exists_fn=lambda name: True)
     return time.monotonic() - start, result, engine
 
 
@@ -133,7 +134,7 @@ def bench(count, repeat):
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
         start = time.monotonic()
-        compiled = binding_store.compile_bindings(bindings(count), filters)
+        compiled = nic_sync.compile_bindings(bindings(count), filters)
         compile_t.append(time.monotonic() - start)
         text = merge_rulesets([r for _b, r in compiled]).render('eb')
         rules = sum(1 for line in text.splitlines() if line.startswith('-A '))

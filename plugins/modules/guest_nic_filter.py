@@ -262,6 +262,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
@@ -327,10 +328,10 @@ def binding_output(binding):
 
 def run_rendered(module, nics):
     bindings = make_bindings(nics)
-    filters = binding_store.load_host_filters(module.params['state_dir'])
-    for warning in binding_store.upsert_warnings(bindings, filters):
+    filters = nic_sync.load_host_filters(module.params['state_dir'])
+    for warning in nic_sync.upsert_warnings(bindings, filters):
         module.warn(warning)
-    ruleset = merge_rulesets([r for _b, r in binding_store.compile_bindings(bindings, filters)])
+    ruleset = merge_rulesets([r for _b, r in nic_sync.compile_bindings(bindings, filters)])
     module.exit_json(changed=False, rendered=dict((label, ruleset.render(family)) for family, label in FAMILY_LABELS))
 
 
@@ -347,7 +348,7 @@ def run_sync(module, nics):
                            ebtables_backend=params['ebtables_backend'], state_dir=params['state_dir'],
                            lock_timeout=params['lock_timeout'])
     start = time.monotonic()
-    result = binding_store.sync_host(
+    result = nic_sync.sync_host(
         params['state_dir'], engine, upserts=upserts, removals=removals,
         exclusive=params['exclusive'] and state == 'present', check_mode=module.check_mode,
         skip_missing_interfaces=params['skip_missing_interfaces'], lock_timeout=params['lock_timeout'])

@@ -3,7 +3,7 @@
 
 For each example the libvirt oracle recorded (../shared/tools/libvirt-oracle-examples:
 bindings, filters and the full ebtables/iptables/ip6tables dumps libvirt 9.0 left),
-the same bindings go through binding_store.sync_host -- the guest_nic_filter code
+the same bindings go through nic_sync.sync_host -- the guest_nic_filter code
 path: store, compile, read, diff, one restore per family -- in a fresh namespace,
 and the resulting dumps are compared with libvirt's line for line.  Then a second
 run must change nothing, and unbinding must leave empty tables.
@@ -17,6 +17,7 @@ import re
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding, parse_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
@@ -83,8 +84,8 @@ def test_apply_matches_libvirt_dump(case, tmp_path):
         def sync(**kwargs):
             engine = XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft', state_dir=state_dir,
                                    runner=NsRunner(ns))
-            return binding_store.sync_host(state_dir, engine, filters=filters,
-                                           interface_exists_fn=lambda name: True, **kwargs)
+            return nic_sync.sync_host(state_dir, engine, filters=filters,
+                                      interface_exists_fn=lambda name: True, **kwargs)
 
         first = sync(upserts=bindings)
         assert first.kernel_changed

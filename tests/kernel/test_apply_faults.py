@@ -16,6 +16,7 @@ import time
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, XtablesEngine)
@@ -73,13 +74,13 @@ def test_killed_restore_leaves_old_or_new(ns, capsys):
 def test_bad_input_changes_nothing(ns, tmp_path, binding, message, written):
     state_dir = str(tmp_path)
     good = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '192.0.2.10'})
-    binding_store.sync_host(state_dir, _engine(ns, state_dir), upserts=[good], interface_exists_fn=lambda n: True)
+    nic_sync.sync_host(state_dir, _engine(ns, state_dir), upserts=[good], interface_exists_fn=lambda n: True)
     before = dumps(ns)
     stored = binding_store.load_bindings(state_dir)
     bad = binding_store.make_binding('vnet1', '52:54:00:00:00:02', binding['filter_name'], binding['parameters'])
     engine = _engine(ns, state_dir)
     with pytest.raises(NetfilterError) as info:
-        binding_store.sync_host(state_dir, engine, upserts=[bad], interface_exists_fn=lambda n: True)
+        nic_sync.sync_host(state_dir, engine, upserts=[bad], interface_exists_fn=lambda n: True)
     assert message in str(info.value)
     assert bool(engine.runner.writes()) == written
     assert dumps(ns) == before
@@ -97,8 +98,8 @@ def test_concurrent_runs_do_not_lose_bindings(ns, tmp_path):
         binding = binding_store.make_binding('vnet%d' % index, '52:54:00:00:00:%02x' % (index + 1), 'clean-traffic',
                                              {'IP': '192.0.2.%d' % (10 + index)})
         try:
-            binding_store.sync_host(state_dir, _engine(ns, state_dir), upserts=[binding],
-                                    interface_exists_fn=lambda n: True)
+            nic_sync.sync_host(state_dir, _engine(ns, state_dir), upserts=[binding],
+                               interface_exists_fn=lambda n: True)
         except NetfilterError as exc:  # surfaced below
             errors.append(exc)
 
@@ -112,5 +113,5 @@ def test_concurrent_runs_do_not_lose_bindings(ns, tmp_path):
         assert sorted(b.interface for b in binding_store.load_bindings(state_dir)) == ['vnet0', 'vnet1']
         eb = dumps(ns)['eb']
         assert '-A PREROUTING -i vnet0 -j libvirt-I-vnet0' in eb and '-A PREROUTING -i vnet1 -j libvirt-I-vnet1' in eb
-        binding_store.sync_host(state_dir, _engine(ns, state_dir), removals=['vnet0', 'vnet1'],
-                                interface_exists_fn=lambda n: True)
+        nic_sync.sync_host(state_dir, _engine(ns, state_dir), removals=['vnet0', 'vnet1'],
+                           interface_exists_fn=lambda n: True)

@@ -3,7 +3,7 @@
 
 A throwaway hypervisor (tests/lib/netns.py): bridge br0 with guest 0 on vnet0
 and guest 1 on vnet1, each guest in its own namespace.  clean-traffic is bound
-to vnet0 with the guest's real MAC and IP through binding_store.sync_host (the
+to vnet0 with the guest's real MAC and IP through nic_sync.sync_host (the
 code path of the guest_nic_filter module).  Guest 0 sends crafted frames with
 scapy (three of each kind, each kind tagged so it can be told apart); tcpdump
 in guest 1 counts what crossed the bridge.  Exact counts are asserted: the
@@ -20,6 +20,7 @@ import time
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, XtablesEngine)
 from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
@@ -98,7 +99,9 @@ def frame_specs(guest, peer):
 def send_and_count(hv, specs, pcap_dir, tag):
     guest, peer = hv.guests[0], hv.guests[1]
     pcap = os.path.join(pcap_dir, 'peer-%s.pcap' % tag)
-    capture = peer.ns.popen(['tcpdump', '-i', peer.nic, '-n', '-U', '-w', pcap],
+    # --immediate-mode: otherwise frames reach tcpdump in blocks (1 s buffer timeout) and the
+    # ones sent in the last second before we stop it are lost (seen here under load).
+    capture = peer.ns.popen(['tcpdump', '-i', peer.nic, '-n', '-U', '--immediate-mode', '-w', pcap],
                             stdout=__import__('subprocess').DEVNULL, stderr=__import__('subprocess').PIPE)
     try:
         _wait_listening(capture)
@@ -138,8 +141,8 @@ def test_clean_traffic_drops_spoofed_frames_and_passes_real_ones(tmp_path):
         engine = XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft',
                                state_dir=str(tmp_path / 'state'), runner=NsRunner(hv.host))
         binding = binding_store.make_binding(guest.port, guest.mac, 'clean-traffic', {'IP': guest.ip})
-        result = binding_store.sync_host(str(tmp_path / 'state'), engine, upserts=[binding],
-                                         interface_exists_fn=lambda name: True)
+        result = nic_sync.sync_host(str(tmp_path / 'state'), engine, upserts=[binding],
+                                    interface_exists_fn=lambda name: True)
         assert result.kernel_changed and result.interfaces_changed == (guest.port,)
 
         filtered = send_and_count(hv, specs, str(tmp_path), 'after')
@@ -151,6 +154,6 @@ def test_clean_traffic_drops_spoofed_frames_and_passes_real_ones(tmp_path):
         assert '-j DROP' in listing
 
         # Unbinding restores free passage.
-        binding_store.sync_host(str(tmp_path / 'state'), engine, removals=[guest.port],
-                                interface_exists_fn=lambda name: True)
+        nic_sync.sync_host(str(tmp_path / 'state'), engine, removals=[guest.port],
+                           interface_exists_fn=lambda name: True)
         assert send_and_count(hv, specs, str(tmp_path), 'unbound') == unfiltered

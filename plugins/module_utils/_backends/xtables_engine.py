@@ -221,6 +221,26 @@ class SyncResult:
         return out
 
 
+def describe_chain_change(family, change):
+    """What differs in one owned chain, as short lines for a report."""
+    where = '%s %s %s' % (FAMILY_LABEL[family], change.table, change.chain)
+    if change.action == 'create':
+        return ['missing chain %s (%d rules)' % (where, len(change.after))]
+    if change.action == 'delete':
+        return ['stale chain %s' % where]
+    before = set(change.before)
+    after = set(change.after)
+    lines = ['missing rule %s: %s' % (where, rule) for rule in change.after if rule not in before]
+    lines.extend('unexpected rule %s: %s' % (where, rule) for rule in change.before if rule not in after)
+    return lines or ['rule order or policy differs in chain %s' % where]
+
+
+def describe_hook_change(family, hook):
+    """One report line for a hook (a jump from a built-in chain into ours) to add or delete."""
+    what = 'stale hook' if hook.action == 'delete' else 'missing hook'
+    return '%s %s %s %s: %s' % (what, FAMILY_LABEL[family], hook.table, hook.chain, hook.rule)
+
+
 _LINE_BREAKING = re.compile(r'[\x00\n\r\x0b\x0c]')
 
 
@@ -485,7 +505,7 @@ class XtablesEngine:
 
         Equal digests mean byte-identical dumps of every family: a caller that
         saw the same digest with the same desired state before, and found
-        nothing to change then, need not diff again (see binding_store.sync_host).
+        nothing to change then, need not diff again (see _reconcile.nics.sync_host).
         """
         hasher = hashlib.sha256()
         for family in sorted(texts):

@@ -20,6 +20,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends imp
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
 
@@ -79,7 +80,7 @@ def render(request):
     after = _filters_after(filters, planned)
     users = [b for b in binding_store.load_bindings(request.state_dir)
              if planned.name in store.reference_closure(b.filter, after)]
-    ruleset = merge_rulesets([r for _b, r in binding_store.compile_bindings(users, after)])
+    ruleset = merge_rulesets([r for _b, r in nic_sync.compile_bindings(users, after)])
     rendered = dict((label, ruleset.render(family)) for family, label in FAMILY_LABELS)
     rendered['xml'] = planned.after
     rendered['interfaces'] = [b.interface for b in users]
@@ -102,7 +103,7 @@ def change(request):
         if planned.write and not check:
             _write(state_dir, planned)
     after = _filters_after(filters, planned)
-    # outside our lock: the binding store takes it itself
+    # outside our lock: nic_sync.sync_host takes it itself
     rebuilt, warnings = _rebuild_or_restore(request, planned, after, defined, bindings)
     return FilterOutcome(change=planned, filter=_described(request.state, planned, defined),
                          rebuilt=rebuilt, warnings=tuple(planned.notes) + warnings)
@@ -154,7 +155,7 @@ def _rebuild_or_restore(request, planned, after, defined, bindings):
         xtables_engine.NWFILTER_OWNERSHIP, backend=request.xtables_backend,
         ebtables_backend=request.ebtables_backend, state_dir=request.state_dir, lock_timeout=request.lock_timeout)
     try:
-        rebuilt, result = binding_store.rebuild_filter_users(
+        rebuilt, result = nic_sync.rebuild_filter_users(
             request.state_dir, planned.name, engine, filters=after, check_mode=request.check_mode,
             lock_timeout=request.lock_timeout)
     except NetfilterError:

@@ -13,7 +13,10 @@ reports what changed.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import os
+import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_iptables as network_compile_iptables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_nftables as network_compile_nftables
@@ -26,7 +29,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.pars
     NetworkSpecError, check_no_overlap)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    Ownership, XtablesEngine, plan_diff)
+    Ownership, XtablesEngine, describe_chain_change, describe_hook_change, plan_diff)
 
 # libvirt's private chains, for the shared xtables engine.
 _NETWORK_FILTER = r'LIBVIRT_(INP|OUT|FWO|FWI|FWX)'
@@ -138,6 +141,65 @@ def _xtables_backend(request, previous, others):
     return request.xtables_backend
 
 
+@dataclasses.dataclass(frozen=True)
+class RulesPlan:
+    """The firewall rules of every desired network: iptables layout (shared xtables
+    engine, ``LIBVIRT_*`` chains) and nftables layout (``libvirt_network`` tables)."""
+    desired_xt: object
+    xt_engine: object = None
+    xt_plan: object = None
+    desired_nft: object = None
+    nft_bridges: tuple = ()
+    nft_plan: object = None
+
+
+def _plan_rules(state_dir, desired, xtables_backend, runner, out):
+    """Plan the rules of the ``desired`` StoredNetworks; note diffs, changes and warnings in ``out``."""
+    specs_xt = [n.spec for n in desired if n.backend == 'iptables']
+    specs_nft = [n.spec for n in desired if n.backend == 'nftables']
+    checksum = True
+    if any(ip.dhcp for s in specs_xt if s.has_rules for ip in s.ipv4s):
+        checksum = network_host.xt_checksum_supported(runner, xtables_backend)
+        if not checksum:
+            out.warnings.append('the kernel has no iptables CHECKSUM target: the DHCP checksum rule libvirt '
+                                'adds to mangle LIBVIRT_PRT is left out (libvirt ignores its failure too)')
+    desired_xt = network_compile_iptables.compile_ruleset(specs_xt, checksum)
+    rules = RulesPlan(desired_xt, desired_nft=network_compile_nftables.compile_ruleset(specs_nft),
+                      nft_bridges=tuple(s.bridge for s in specs_nft))
+    if _xt_needed(desired_xt):
+        rules = dataclasses.replace(rules, xt_engine=XtablesEngine(NETWORK_OWNERSHIP, backend=xtables_backend,
+                                                                   state_dir=state_dir))
+    rules = _replan_rules(rules, runner)
+    if rules.xt_plan is not None and rules.xt_plan.changed:
+        out.diff.extend(plan_diff(rules.xt_plan))
+        out.changes.append('iptables rules of the LIBVIRT_* chains')
+    if rules.nft_plan is not None and rules.nft_plan.changed:
+        out.diff.append({'before_header': 'nft libvirt_network: live',
+                         'after_header': 'nft libvirt_network: desired',
+                         'before': network_nft_apply.diff_text(rules.nft_plan.before),
+                         'after': network_nft_apply.diff_text(rules.nft_plan.after)})
+        out.changes.append('nftables tables libvirt_network')
+    return rules
+
+
+def _replan_rules(rules, runner):
+    """Plan (again) against what is live now (after a firewalld reload flushed rules)."""
+    xt_plan = nft_plan = None
+    if rules.xt_engine is not None:
+        xt_plan = rules.xt_engine.plan(rules.desired_xt if rules.desired_xt.tables else Ruleset())
+    if rules.desired_nft.tables or network_host.find_tool('nft'):
+        nft_plan = network_nft_apply.plan(runner, rules.desired_nft, list(rules.nft_bridges))
+    return dataclasses.replace(rules, xt_plan=xt_plan, nft_plan=nft_plan)
+
+
+def _apply_rules(rules, runner):
+    if rules.xt_plan is not None and rules.xt_plan.changed:
+        rules.xt_engine.apply(rules.xt_plan)
+        rules.xt_engine.cache.save()
+    if rules.nft_plan is not None and rules.nft_plan.changed:
+        network_nft_apply.apply(runner, rules.nft_plan)
+
+
 def _run_locked(request, runner, out):
     stored = network_store.load_all(request.state_dir)
     previous = next((n for n in stored if n.spec.name == request.name), None)
@@ -175,7 +237,7 @@ def _run_locked(request, runner, out):
         entry = network_store.StoredNetwork(
             spec=spec, backend=backend, seq=previous.seq if previous else network_store.next_seq(stored),
             bridge_created=bridge_created, zone=previous.zone if previous else None,
-            xtables_backend=xtables_backend)
+            xtables_backend=xtables_backend, create_bridge=request.create_bridge)
         # libvirt's order: networks started earlier sit lower in the chains
         desired = tuple(sorted(others + (entry,), key=lambda n: (n.seq, n.spec.name)))
         out.backend = backend
@@ -186,39 +248,7 @@ def _run_locked(request, runner, out):
             out.stored = previous.spec.to_dict()
             spec = previous.spec
 
-    desired_specs_xt = [n.spec for n in desired if n.backend == 'iptables']
-    desired_specs_nft = [n.spec for n in desired if n.backend == 'nftables']
-
-    # firewall rules: iptables layout through the shared engine
-    checksum = True
-    if any(ip.dhcp for s in desired_specs_xt if s.has_rules for ip in s.ipv4s):
-        checksum = network_host.xt_checksum_supported(runner, xtables_backend)
-        if not checksum:
-            out.warnings.append('the kernel has no iptables CHECKSUM target: the DHCP checksum rule libvirt '
-                                'adds to mangle LIBVIRT_PRT is left out (libvirt ignores its failure too)')
-    desired_xt = network_compile_iptables.compile_ruleset(desired_specs_xt, checksum)
-    xt_engine = None
-    xt_plan = None
-    if _xt_needed(desired_xt):
-        xt_engine = XtablesEngine(NETWORK_OWNERSHIP, backend=xtables_backend,
-                                  state_dir=request.state_dir)
-        xt_plan = xt_engine.plan(desired_xt if desired_xt.tables else Ruleset())
-        if xt_plan.changed:
-            out.diff.extend(plan_diff(xt_plan))
-            out.changes.append('iptables rules of the LIBVIRT_* chains')
-
-    # nftables layout
-    desired_nft = network_compile_nftables.compile_ruleset(desired_specs_nft)
-    nft_plan = None
-    if desired_nft.tables or network_host.find_tool('nft'):
-        bridges = [s.bridge for s in desired_specs_nft]
-        nft_plan = network_nft_apply.plan(runner, desired_nft, bridges)
-        if nft_plan.changed:
-            out.diff.append({'before_header': 'nft libvirt_network: live',
-                             'after_header': 'nft libvirt_network: desired',
-                             'before': network_nft_apply.diff_text(nft_plan.before),
-                             'after': network_nft_apply.diff_text(nft_plan.after)})
-            out.changes.append('nftables tables libvirt_network')
+    rules = _plan_rules(request.state_dir, desired, xtables_backend, runner, out)
 
     # bridge removal after the rules are gone (only a bridge we created)
     if request.state == 'absent' and previous is not None and previous.bridge_created:
@@ -290,15 +320,8 @@ def _run_locked(request, runner, out):
             # A firewalld reload may flush rules that are not firewalld's (this is
             # why libvirt re-applies its rules on firewalld's Reloaded signal):
             # plan again against what is live now.
-            if xt_engine is not None:
-                xt_plan = xt_engine.plan(desired_xt if desired_xt.tables else Ruleset())
-            if nft_plan is not None:
-                nft_plan = network_nft_apply.plan(runner, desired_nft, [s.bridge for s in desired_specs_nft])
-    if xt_plan is not None and xt_plan.changed:
-        xt_engine.apply(xt_plan)
-        xt_engine.cache.save()
-    if nft_plan is not None and nft_plan.changed:
-        network_nft_apply.apply(runner, nft_plan)
+            rules = _replan_rules(rules, runner)
+    _apply_rules(rules, runner)
     for plan in tc_plans:
         try:
             network_host.apply_plan(runner, plan)
@@ -311,3 +334,157 @@ def _run_locked(request, runner, out):
         network_store.remove(request.state_dir, request.name)
     for plan in removal_plans:
         network_host.apply_plan(runner, plan)
+
+
+# --------------------------------------------------------------------------
+# Reconciling every stored network (the network stage of _reconcile.host)
+
+@dataclasses.dataclass(frozen=True)
+class NetworkStatus:
+    name: str
+    changed: bool  # something of this network was (or, in check mode, would be) repaired
+    missing: tuple = ()  # what differed, one line each
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworksResult:
+    changed: bool
+    networks: tuple = ()  # NetworkStatus, stored order
+    diff: tuple = ()
+    warnings: tuple = ()
+
+
+def networks_managed(state_dir):
+    """True once virt_network stored anything here (even if every network was removed since):
+    a host where we never managed networks keeps its LIBVIRT_* rules (libvirtd's own)."""
+    return os.path.isdir(os.path.join(state_dir, network_store.SUBDIR))
+
+
+def _mentions(line, bridge):
+    return re.search(r'(^|[\s"])%s([\s",]|$)' % re.escape(bridge), line) is not None
+
+
+def _attribute(lines, nets, found):
+    """Give each line to the networks whose bridge it names, else to all of ``nets``."""
+    for line in lines:
+        owners = [n for n in nets if _mentions(line, n.spec.bridge)] or nets
+        for net in owners:
+            found[net.spec.name].append(line)
+
+
+def _rule_lines(rules):
+    """What differs in the rules: lines naming iptables chains and nft listing lines."""
+    xt_lines = []
+    if rules.xt_plan is not None:
+        for fam in rules.xt_plan.families:
+            for change in fam.chain_changes:
+                xt_lines.extend(describe_chain_change(fam.family, change))
+            xt_lines.extend(describe_hook_change(fam.family, hook) for hook in fam.hook_changes)
+    nft_lines = []
+    if rules.nft_plan is not None:
+        for family in rules.nft_plan.changed_families:
+            before = (rules.nft_plan.before.get(family) or '').splitlines()
+            after = (rules.nft_plan.after.get(family) or '').splitlines()
+            nft_lines.extend('missing nft %s: %s' % (family, line.strip()) for line in after if line not in before)
+            nft_lines.extend('unexpected nft %s: %s' % (family, line.strip()) for line in before if line not in after)
+            if before and not after:
+                nft_lines.append('stale nft table %s %s' % (family, network_nft_apply.TABLE))
+    return xt_lines, nft_lines
+
+
+def _device_plans(stored, runner, warnings):
+    """``([(StoredNetwork, HostPlan)], [(StoredNetwork, tc HostPlan)])``: the bridges
+    we manage and libvirt's DHCP checksum tc filter of nftables-layout networks."""
+    bridges = []
+    tcs = []
+    for net in stored:
+        spec = net.spec
+        exists = network_host.link_exists(spec.bridge)
+        if net.create_bridge:
+            bridges.append((net, network_host.plan_bridge_present(runner, spec)))
+        elif not exists:
+            warnings.append('network %s: bridge %s does not exist (create_bridge is false); its rules are '
+                            'installed and take effect when it appears' % (spec.name, spec.bridge))
+        if net.backend == 'nftables' and spec.has_rules and (exists or net.create_bridge) \
+                and network_host.tc_checksum_supported(runner):
+            tcs.append((net, network_host.plan_tc_checksum(runner, spec.bridge, exists)))
+    return bridges, tcs
+
+
+def _zone_plans(stored, firewalld):
+    """``[(StoredNetwork, FirewalldPlan)]`` for the networks whose zone binding differs."""
+    if firewalld == 'never':
+        return []
+    plans = []
+    for net in stored:
+        fw_plan = network_firewalld.plan(net.spec, 'present', net.zone)
+        if fw_plan is not None and (fw_plan.changed or fw_plan.zone != net.zone):
+            plans.append((net, fw_plan))
+    return plans
+
+
+def reconcile_networks(state_dir, check_mode=False, runner=None, firewalld='auto', xtables_backend='auto'):
+    """Make the host match every stored network (the caller holds the ``state_dir`` lock).
+
+    Bridges we manage (created, addressed, up), firewalld zones, the rules of
+    both layouts, the tc checksum filter and IP forwarding, as the last
+    ``virt_network`` runs left them.  Nothing is removed here that a stored
+    network still wants; owned rules no stored network wants are removed.
+    Returns :class:`NetworksResult` with what differed per network.
+    """
+    runner = runner or network_host.Runner()
+    stored = network_store.load_all(state_dir)
+    out = Outcome()
+    if xtables_backend == 'auto':
+        variants = set(n.xtables_backend for n in stored if n.backend == 'iptables' and n.xtables_backend != 'auto')
+        xtables_backend = variants.pop() if len(variants) == 1 else 'auto'
+    found = collections.OrderedDict((n.spec.name, []) for n in stored)
+    devices, tcs = _device_plans(stored, runner, out.warnings)
+    for net, plan in devices + tcs:
+        found[net.spec.name].extend(plan.messages)
+    zones = _zone_plans(stored, firewalld)
+    for net, fw_plan in zones:
+        found[net.spec.name].extend(fw_plan.messages)
+    rules = _plan_rules(state_dir, stored, xtables_backend, runner, out)
+    xt_lines, nft_lines = _rule_lines(rules)
+    _attribute(xt_lines, [n for n in stored if n.backend == 'iptables'] or list(stored), found)
+    _attribute(nft_lines, [n for n in stored if n.backend == 'nftables'] or list(stored), found)
+    forwarding = network_host.plan_forwarding([n.spec for n in stored])
+    for key in sorted(forwarding):
+        family = 'ipv6' if 'ipv6' in key else 'ipv4'
+        _attribute(['%s is off' % key.replace('/', '.')],
+                   [n for n in stored if family in network_host.forwarding_needed(n.spec)], found)
+    diff = list(out.diff)
+    for net, plan in devices + tcs:
+        if plan.changed:
+            diff.append({'before_header': 'host', 'after_header': 'host',
+                         'before': '', 'after': ''.join(m + '\n' for m in plan.messages)})
+    changed = any(found.values()) or bool(xt_lines or nft_lines)  # stale rules of removed networks too
+    if changed and not check_mode:
+        _repair_networks(state_dir, runner, (devices, tcs), zones, rules, forwarding, out.warnings)
+    statuses = tuple(NetworkStatus(name, bool(lines), tuple(lines)) for name, lines in found.items())
+    return NetworksResult(changed, statuses, tuple(diff), tuple(out.warnings))
+
+
+def _repair_networks(state_dir, runner, device_plans, zones, rules, forwarding, warnings):
+    """Apply in virt_network's order: bridges, firewalld zones, rules, tc filter, forwarding."""
+    devices, tcs = device_plans
+    for _net, plan in devices:
+        network_host.apply_plan(runner, plan)
+    reloaded = False
+    for net, fw_plan in zones:
+        if fw_plan.changed:
+            network_firewalld.apply(fw_plan)
+            reloaded = reloaded or fw_plan.reloads
+        if fw_plan.zone != net.zone:
+            network_store.save(state_dir, dataclasses.replace(net, zone=fw_plan.zone))
+    if reloaded:
+        # A firewalld reload may flush rules that are not firewalld's: plan again.
+        rules = _replan_rules(rules, runner)
+    _apply_rules(rules, runner)
+    for net, plan in tcs:
+        try:
+            network_host.apply_plan(runner, plan)
+        except network_host.HostError as exc:
+            warnings.append('DHCP checksum tc filter on %s not applied: %s' % (net.spec.bridge, exc))
+    network_host.apply_forwarding(forwarding)

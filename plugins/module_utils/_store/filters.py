@@ -31,8 +31,10 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors impor
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.builtins import BUILTIN_FILTERS
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.format import format_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import FilterRef, parse_filter
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 
-DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
+DEFAULT_STATE_DIR = host_settings.DEFAULT_STATE_DIR
 FILTERS_SUBDIR = 'filters'
 SUFFIX = '.xml'
 MAX_NAME_LENGTH = 200
@@ -208,8 +210,6 @@ class Users:
 def stored_bindings(state_dir):
     """``(interface, top-level filter name)`` of every guest NIC binding stored in
     ``state_dir`` (the bindings belong to binding_store)."""
-    # Imported here: binding_store imports this module for the filter catalog.
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
     return tuple(binding_store.binding_filters(state_dir))
 
 

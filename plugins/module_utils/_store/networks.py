@@ -35,11 +35,12 @@ class StoredNetwork:
     bridge_created: bool = False
     zone: str | None = None  # firewalld zone we put the bridge in
     xtables_backend: str = 'auto'  # iptables tools variant: auto, nft or legacy
+    create_bridge: bool = True  # we manage the bridge device (create it, its addresses, up)
 
     def to_json(self):
         return json.dumps({'version': FORMAT_VERSION, 'spec': self.spec.to_dict(), 'backend': self.backend,
                            'seq': self.seq, 'bridge_created': self.bridge_created, 'zone': self.zone,
-                           'xtables_backend': self.xtables_backend},
+                           'xtables_backend': self.xtables_backend, 'create_bridge': self.create_bridge},
                           indent=1, sort_keys=True) + '\n'
 
 
@@ -80,7 +81,8 @@ def load_all(state_dir):
             raise StoreError('stored network %s has an unknown xtables backend %r' % (path, xtables_backend))
         out.append(StoredNetwork(spec=spec, backend=data['backend'], seq=int(data.get('seq') or 0),
                                  bridge_created=bool(data.get('bridge_created')), zone=data.get('zone'),
-                                 xtables_backend=xtables_backend))
+                                 xtables_backend=xtables_backend,
+                                 create_bridge=bool(data.get('create_bridge', True))))
     return tuple(sorted(out, key=lambda n: (n.seq, n.spec.name)))
 
 

@@ -12,9 +12,10 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine as xtables_apply
 from ansible_collections.hypervisor.netfilter.plugins.modules import guest_nic_filter
-from ansible_collections.hypervisor.netfilter.tests.unit.plugins.module_utils.test_xtables_apply import make_engine
+from ansible_collections.hypervisor.netfilter.tests.support.fake_xtables import make_engine
 
 NIC0 = dict(interface='vnet0', mac='52:54:00:00:00:01', filter='clean-traffic', parameters={'IP': '10.0.0.1'})
 NIC1 = dict(interface='vnet1', mac='52:54:00:00:00:02', filter='clean-traffic',
@@ -41,7 +42,7 @@ def host(tmp_path, monkeypatch):
         return engine
 
     monkeypatch.setattr(guest_nic_filter, 'XtablesEngine', fake_engine)
-    monkeypatch.setattr(binding_store, 'interface_exists', lambda name: name.startswith('vnet'))
+    monkeypatch.setattr(nic_sync, 'interface_exists', lambda name: name.startswith('vnet'))
     kernels['made'] = made
     return kernels
 

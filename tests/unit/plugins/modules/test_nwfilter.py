@@ -13,6 +13,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine as xtables_apply
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
@@ -191,7 +192,7 @@ class FakeEngine(object):
 
 @pytest.fixture
 def rebuilds(monkeypatch):
-    """Record binding_store.rebuild_filter_users calls; bindings: vnet0/vnet2 -> top, vnet1 -> allow-arp."""
+    """Record nic_sync.rebuild_filter_users calls; bindings: vnet0/vnet2 -> top, vnet1 -> allow-arp."""
     calls = []
     monkeypatch.setattr(store, 'stored_bindings',
                         lambda state_dir: (('vnet0', 'top'), ('vnet1', 'allow-arp'), ('vnet2', 'top')))
@@ -204,7 +205,7 @@ def rebuilds(monkeypatch):
                       if filter_name in store.reference_closure(top, filters))
         return users, types.SimpleNamespace(warnings=('interface vnet9 does not exist',))
 
-    monkeypatch.setattr(binding_store, 'rebuild_filter_users', fake_rebuild)
+    monkeypatch.setattr(nic_sync, 'rebuild_filter_users', fake_rebuild)
     monkeypatch.setattr(xtables_apply, 'XtablesEngine', FakeEngine)
     return calls
 

@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-host settings kept in ``state_dir/host.json``, and the default ``state_dir``.
+
+The stored networks, bindings and filters say *what* a host must have; these
+settings say *how* to put it there, so that a reconcile without any module
+options (the host agent at boot, after a firewalld reload) does what the last
+playbook run did:
+
+``xtables_backend``
+    iptables/ip6tables variant: ``auto`` (follow the host's ``iptables``
+    command), ``nft`` or ``legacy``.
+``ebtables_backend``
+    the same for ebtables.
+``firewall_backend``
+    the layout of guest NIC filters: ``iptables`` (libvirt's ebtables/iptables
+    chains) or ``nftables`` (our own nftables layout).
+``skip_missing_interfaces``
+    ``False`` (the default, fail closed): a binding's rules are installed
+    whether or not its tap exists (ebtables/iptables match interface *names*,
+    so the rules hold from the tap's first frame).  ``True``: the old
+    behaviour, bindings of absent interfaces are stored but not applied.
+
+Modules write the settings they are given (:func:`save_host_settings`);
+:func:`load_host_settings` returns the defaults for a host without the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+
+DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
+HOST_FILE = 'host.json'
+FORMAT_VERSION = 1
+
+VARIANTS = ('auto', 'nft', 'legacy')
+FIREWALL_BACKENDS = ('iptables', 'nftables')
+
+
+class HostSettingsError(NetfilterError):
+    """A host setting is invalid, or host.json is damaged."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSettings:
+    xtables_backend: str = 'auto'
+    ebtables_backend: str = 'auto'
+    firewall_backend: str = 'iptables'
+    skip_missing_interfaces: bool = False
+
+    def __post_init__(self):
+        for name in ('xtables_backend', 'ebtables_backend'):
+            if getattr(self, name) not in VARIANTS:
+                raise HostSettingsError('%s must be one of %s, got %r'
+                                        % (name, ', '.join(VARIANTS), getattr(self, name)))
+        if self.firewall_backend not in FIREWALL_BACKENDS:
+            raise HostSettingsError('firewall_backend must be one of %s, got %r'
+                                    % (', '.join(FIREWALL_BACKENDS), self.firewall_backend))
+        if not isinstance(self.skip_missing_interfaces, bool):
+            raise HostSettingsError('skip_missing_interfaces must be true or false, got %r'
+                                    % (self.skip_missing_interfaces,))
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        """These settings with ``changes`` applied; ``None`` values are ignored (option not given)."""
+        unknown = sorted(set(changes) - set(f.name for f in dataclasses.fields(self)))
+        if unknown:
+            raise HostSettingsError('unknown host settings: %s' % ', '.join(unknown))
+        return dataclasses.replace(self, **dict((k, v) for k, v in changes.items() if v is not None))
+
+
+def host_settings_path(state_dir):
+    return os.path.join(state_dir, HOST_FILE)
+
+
+def load_host_settings(state_dir):
+    """The stored settings, or the defaults when ``host.json`` does not exist."""
+    path = host_settings_path(state_dir)
+    try:
+        with open(path, encoding='utf-8') as handle:
+            text = handle.read()
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return HostSettings()
+        raise HostSettingsError('cannot read host settings %s: %s' % (path, exc))
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise HostSettingsError('host settings %s are damaged: %s' % (path, exc))
+    if not isinstance(data, dict) or data.get('version') != FORMAT_VERSION or \
+            not isinstance(data.get('settings'), dict):
+        raise HostSettingsError('host settings %s: unknown format' % path)
+    try:
+        return HostSettings().replace(**data['settings'])
+    except HostSettingsError as exc:
+        raise HostSettingsError('host settings %s: %s' % (path, exc))
+
+
+def save_host_settings(state_dir, settings):
+    """Write ``settings`` atomically; returns whether the file changed."""
+    if load_host_settings(state_dir) == settings and os.path.exists(host_settings_path(state_dir)):
+        return False
+    text = json.dumps({'version': FORMAT_VERSION, 'settings': settings.to_dict()}, indent=1, sort_keys=True) + '\n'
+    atomic_write(host_settings_path(state_dir), text)
+    return True
