@@ -18,6 +18,7 @@ class FilterError(NetfilterError):
     """
 
     def __init__(self, message, filter_name=None, rule=None, attribute=None, value=None, source=None):
+        self.message = message  # without the location (callers may re-label it, e.g. the YAML form)
         self.filter_name = filter_name
         self.rule = rule
         self.attribute = attribute
