@@ -21,6 +21,9 @@ description:
   - A filter may reference (C(<filterref>)) filters that are not defined yet, so filters can be
     defined in any order; a definition that would close a reference loop is refused and nothing is
     written.
+  - A filter is given as XML (O(xml) or O(src)) or as YAML (O(rules) and O(filterrefs), with O(name),
+    O(chain), O(priority) and O(uuid)). Both forms define the same stored filter; O(state=gathered)
+    returns every filter in both forms.
   - The document is validated against the collection's RelaxNG schema and every value is checked
     as libvirt checks it. Errors name the filter, the rule (position, priority and line), the
     attribute and the value.
@@ -35,8 +38,8 @@ options:
   name:
     description:
       - Name of the filter.
-      - Required for O(state=absent). With O(xml) or O(src) it is optional and must match the
-        document's C(name) attribute when given. With O(state=gathered) it limits the result to
+      - Required for O(state=absent) and with O(rules) or O(filterrefs). With O(xml) or O(src) it is
+        optional and must match the document's C(name) attribute when given. With O(state=gathered) it limits the result to
         that filter.
       - At most 200 letters, digits and the characters C(_), C(.), C(:), C(+), C(-) and C(@), not
         starting with C(.) or C(-); the name becomes a file name in O(state_dir).
@@ -53,9 +56,279 @@ options:
       - Path of a file on the managed host that holds the C(<filter>) document. Mutually exclusive
         with O(xml).
     type: path
+  chain:
+    description:
+      - YAML form - the chain of the filter, as the C(chain) attribute of C(<filter>) (C(root), or a name
+        starting with C(mac), C(vlan), C(stp), C(arp), C(rarp), C(ipv4) or C(ipv6)). Without it the
+        filter is a root filter.
+      - Only with O(rules) or O(filterrefs).
+    type: str
+  priority:
+    description:
+      - YAML form - the chain priority (-1000 to 1000), as the C(priority) attribute of C(<filter>); needs
+        O(chain). Defaults to the chain's standard priority.
+    type: int
+  uuid:
+    description:
+      - YAML form - the UUID of the filter, as C(<uuid>). Without it the filter keeps the UUID it has or
+        gets a new random one.
+    type: str
+  filterrefs:
+    description:
+      - YAML form - filters this filter references (C(<filterref>)), placed before the rules. A reference
+        among the rules goes into O(rules) as an entry with O(rules[].filter).
+    type: list
+    elements: dict
+    suboptions:
+      filter:
+        description:
+          - Name of the referenced filter.
+        type: str
+        required: true
+      parameters:
+        description:
+          - Parameters passed to the referenced filter (defaults for its variables); a list gives a
+            variable several values.
+        type: dict
+        default: {}
+  rules:
+    description:
+      - YAML form - the rules of the filter, in order (C(<rule>) elements), each with at most one
+        protocol key (the element name with C(_) for C(-), for example C(tcp_ipv6) for C(<tcp-ipv6>));
+        or a filter reference at that place (O(rules[].filter), O(rules[].parameters)).
+      - Values are strings, numbers or booleans; variables are written C($NAME), C($NAME[2]) or
+        C($NAME[@1]). Attribute names are the XML ones (C(connlimit-above)); C(_) may replace C(-).
+      - Errors name the entry (C(rules[3] (priority 100))), the key (C(tcp.dstportstart)) and the value.
+    type: list
+    elements: dict
+    suboptions:
+      action:
+        description:
+          - What a matching packet gets. Required in a rule.
+        type: str
+        choices: [drop, accept, reject, return, continue]
+      direction:
+        description:
+          - V(in) (to the guest), V(out) (from the guest) or V(inout). Required in a rule.
+        type: str
+        choices: [in, out, inout]
+      priority:
+        description:
+          - Rule priority, -1000 to 1000; rules are ordered by it. Default 500.
+        type: int
+      statematch:
+        description:
+          - V(false) turns off the connection tracking the rule would otherwise get.
+        type: bool
+      filter:
+        description:
+          - Makes the entry a filter reference (C(<filterref>)) to this filter, at this place among the rules.
+        type: str
+      parameters:
+        description:
+          - Parameters of the filter reference of O(rules[].filter).
+        type: dict
+      ah:
+        description:
+          - The rule matches C(<ah>) (iptables). A dict of the element's attributes (a list of dicts
+            for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      ah_ipv6:
+        description:
+          - The rule matches C(<ah-ipv6>) (ip6tables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      all:
+        description:
+          - The rule matches C(<all>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      all_ipv6:
+        description:
+          - The rule matches C(<all-ipv6>) (ip6tables). A dict of the element's attributes (a list
+            of dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      arp:
+        description:
+          - The rule matches C(<arp>) (ebtables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcmacmask), C(dstmacaddr), C(dstmacmask), C(hwtype),
+            C(protocoltype), C(opcode), C(arpsrcmacaddr), C(arpdstmacaddr), C(arpsrcipaddr),
+            C(arpsrcipmask), C(arpdstipaddr), C(arpdstipmask), C(gratuitous), C(comment).
+        type: raw
+      esp:
+        description:
+          - The rule matches C(<esp>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      esp_ipv6:
+        description:
+          - The rule matches C(<esp-ipv6>) (ip6tables). A dict of the element's attributes (a list
+            of dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      icmp:
+        description:
+          - The rule matches C(<icmp>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(type), C(code), C(comment).
+        type: raw
+      icmpv6:
+        description:
+          - The rule matches C(<icmpv6>) (ip6tables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(type), C(code), C(comment).
+        type: raw
+      igmp:
+        description:
+          - The rule matches C(<igmp>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      ip:
+        description:
+          - The rule matches C(<ip>) (ebtables). A dict of the element's attributes (a list of dicts
+            for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcmacmask), C(dstmacaddr), C(dstmacmask), C(srcipaddr),
+            C(srcipmask), C(dstipaddr), C(dstipmask), C(protocol), C(srcportstart), C(srcportend),
+            C(dstportstart), C(dstportend), C(dscp), C(comment).
+        type: raw
+      ipv6:
+        description:
+          - The rule matches C(<ipv6>) (ebtables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcmacmask), C(dstmacaddr), C(dstmacmask), C(srcipaddr),
+            C(srcipmask), C(dstipaddr), C(dstipmask), C(protocol), C(srcportstart), C(srcportend),
+            C(dstportstart), C(dstportend), C(type), C(typeend), C(code), C(codeend), C(comment).
+        type: raw
+      mac:
+        description:
+          - The rule matches C(<mac>) (ebtables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcmacmask), C(dstmacaddr), C(dstmacmask), C(protocolid),
+            C(comment).
+        type: raw
+      rarp:
+        description:
+          - The rule matches C(<rarp>) (ebtables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcmacmask), C(dstmacaddr), C(dstmacmask), C(hwtype),
+            C(protocoltype), C(opcode), C(arpsrcmacaddr), C(arpdstmacaddr), C(arpsrcipaddr),
+            C(arpsrcipmask), C(arpdstipaddr), C(arpdstipmask), C(gratuitous), C(comment).
+        type: raw
+      sctp:
+        description:
+          - The rule matches C(<sctp>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(srcportstart), C(srcportend), C(dstportstart),
+            C(dstportend), C(comment).
+        type: raw
+      sctp_ipv6:
+        description:
+          - The rule matches C(<sctp-ipv6>) (ip6tables). A dict of the element's attributes (a list
+            of dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(srcportstart), C(srcportend), C(dstportstart),
+            C(dstportend), C(comment).
+        type: raw
+      stp:
+        description:
+          - The rule matches C(<stp>) (ebtables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcmacmask), C(type), C(flags), C(root-priority), C(root-
+            priority-hi), C(root-address), C(root-address-mask), C(root-cost), C(root-cost-hi),
+            C(sender-priority), C(sender-priority-hi), C(sender-address), C(sender-address-mask),
+            C(port), C(port-hi), C(age), C(age-hi), C(max-age), C(max-age-hi), C(hello-time),
+            C(hello-time-hi), C(forward-delay), C(forward-delay-hi), C(comment).
+        type: raw
+      tcp:
+        description:
+          - The rule matches C(<tcp>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(srcportstart), C(srcportend), C(dstportstart),
+            C(dstportend), C(option), C(flags), C(comment).
+        type: raw
+      tcp_ipv6:
+        description:
+          - The rule matches C(<tcp-ipv6>) (ip6tables). A dict of the element's attributes (a list
+            of dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(srcportstart), C(srcportend), C(dstportstart),
+            C(dstportend), C(option), C(comment).
+        type: raw
+      udp:
+        description:
+          - The rule matches C(<udp>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(srcportstart), C(srcportend), C(dstportstart),
+            C(dstportend), C(comment).
+        type: raw
+      udp_ipv6:
+        description:
+          - The rule matches C(<udp-ipv6>) (ip6tables). A dict of the element's attributes (a list
+            of dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(srcportstart), C(srcportend), C(dstportstart),
+            C(dstportend), C(comment).
+        type: raw
+      udplite:
+        description:
+          - The rule matches C(<udplite>) (iptables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      udplite_ipv6:
+        description:
+          - The rule matches C(<udplite-ipv6>) (ip6tables). A dict of the element's attributes (a
+            list of dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcipaddr), C(srcipmask), C(dstipaddr), C(dstipmask),
+            C(srcipfrom), C(srcipto), C(dstipfrom), C(dstipto), C(dscp), C(connlimit-above),
+            C(state), C(ipset), C(ipsetflags), C(comment).
+        type: raw
+      vlan:
+        description:
+          - The rule matches C(<vlan>) (ebtables). A dict of the element's attributes (a list of
+            dicts for several elements), plus C(match) (V(false) for C(match='no')).
+          - Its attributes are C(srcmacaddr), C(srcmacmask), C(dstmacaddr), C(dstmacmask), C(vlanid),
+            C(encap-protocol), C(comment).
+        type: raw
   state:
     description:
-      - V(present) defines (or redefines) the filter given by O(xml) or O(src).
+      - V(present) defines (or redefines) the filter given by O(xml), O(src) or O(rules)/O(filterrefs).
       - V(absent) removes the definition of O(name). It is refused, naming them, while other filters
         reference the filter or stored guest NIC bindings use it. Removing a redefined standard
         filter brings back the standard definition; a standard filter itself always stays.
@@ -108,6 +381,51 @@ requirements:
 '''
 
 EXAMPLES = r'''
+- name: A web guest's filter written as YAML
+  hypervisor.netfilter.nwfilter:
+    name: web-guest
+    chain: root
+    filterrefs:
+      - filter: clean-traffic
+    rules:
+      - {action: accept, direction: in, priority: 100, tcp: {dstportstart: 443}}
+      - {action: accept, direction: in, priority: 110, tcp: {dstportstart: 22, srcipaddr: 192.0.2.0, srcipmask: 24}}
+      - {action: accept, direction: out, priority: 120, udp: {dstportstart: 53, dstipaddr: $DNS}}
+      - {action: drop, direction: in, priority: 1000, all: {}}
+
+- name: Negation, state matching, a reference among the rules, an Ethernet rule
+  hypervisor.netfilter.nwfilter:
+    name: db-guest
+    chain: ipv4-db
+    priority: -650
+    rules:
+      - action: accept
+        direction: in
+        priority: 100
+        tcp: {dstportstart: 5432, state: NEW, comment: postgres from the app subnet}
+      - action: drop
+        direction: in
+        priority: 110
+        tcp: {match: false, srcipaddr: 10.0.1.0, srcipmask: 24}
+      - filter: allow-dhcp
+        parameters: {DHCPSERVER: [10.0.0.1, 10.0.0.2]}
+      - {action: accept, direction: out, priority: 200, statematch: false, ip: {protocol: udp, dstportstart: 123}}
+
+- name: Turn every filter into YAML (and XML)
+  hypervisor.netfilter.nwfilter:
+    state: gathered
+  register: gathered
+
+- name: Define a copy of a gathered filter from its YAML form
+  vars:
+    web: "{{ (gathered.filters | selectattr('name', 'equalto', 'web-guest') | first).yaml }}"
+  hypervisor.netfilter.nwfilter:
+    name: web-guest-copy
+    chain: "{{ web.chain }}"
+    priority: "{{ web.priority | default(omit) }}"
+    filterrefs: "{{ web.filterrefs | default(omit) }}"
+    rules: "{{ web.rules | default([]) }}"
+
 - name: Allow incoming SSH and ping, drop other IPv4 traffic to the guest
   hypervisor.netfilter.nwfilter:
     xml: |
@@ -189,6 +507,14 @@ filter:
       description: Canonical XML of the filter, as C(virsh nwfilter-dumpxml) prints it.
       type: str
       sample: "<filter name='ssh-only' chain='root'>\n  <uuid>...</uuid>\n</filter>\n"
+    yaml:
+      description:
+        - The same filter in the YAML form - a dict of this module's options (C(name), C(chain), C(priority),
+          C(uuid), C(filterrefs), C(rules)) that defines the same canonical filter when passed back.
+      type: dict
+      sample: {"name": "ssh-only", "chain": "root", "uuid": "0dcc8d15-2afc-4d3a-9e81-dd82a98a818a",
+               "filterrefs": [{"filter": "clean-traffic"}],
+               "rules": [{"action": "accept", "direction": "in", "priority": 100, "tcp": {"dstportstart": 22}}]}
 filters:
   description: Every filter the host knows (standard and defined), sorted by name; each entry has
     the same keys as RV(filter).
@@ -243,6 +569,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors impor
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as nwfilter_schema
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import yaml_form
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import filters as filter_service
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
 
@@ -255,6 +582,7 @@ def argument_spec():
         state=dict(type='str', choices=['present', 'absent', 'rendered', 'gathered'], default='present'),
         strict=dict(type='bool', default=True),
     )
+    spec.update(yaml_form.argument_spec())
     spec.update(options.common_options())
     spec.update(options.xtables_options(aliases=['backend']))
     spec.update(options.ebtables_options())
@@ -285,12 +613,30 @@ def parse_document(params):
     return nwfilter, ignored
 
 
+def yaml_document(params):
+    """``(Filter, ignored items)`` from the YAML form (rules, filterrefs, chain, priority, uuid)."""
+    form = dict((key, params[key]) for key in yaml_form.FILTER_KEYS)
+    nwfilter = yaml_form.filter_from_options(form, strict=params['strict'])
+    ignored = ()
+    if not params['strict']:
+        root = nwfilter_parse.parse_xml_document(yaml_form.options_xml(form, strict=False), 'rules', 'filter')
+        ignored = tuple(nwfilter_schema.ignored_items(root))
+    return nwfilter, ignored
+
+
 def make_request(module):
     """The engine request for the options, and the items strict=false ignored."""
     params = module.params
     nwfilter, ignored = None, ()
     if params['state'] in ('present', 'rendered'):
-        nwfilter, ignored = parse_document(params)
+        if params['rules'] is not None or params['filterrefs'] is not None:
+            nwfilter, ignored = yaml_document(params)
+        else:
+            for key in ('chain', 'priority', 'uuid'):
+                if params[key] is not None:
+                    raise NetfilterError('%s belongs to the YAML form: give rules or filterrefs with it '
+                                         '(with xml or src it is part of the document)' % key)
+            nwfilter, ignored = parse_document(params)
     request = filter_service.FilterRequest(
         state=params['state'], state_dir=params['state_dir'], name=params['name'], nwfilter=nwfilter,
         check_mode=module.check_mode, lock_timeout=params['lock_timeout'],
@@ -322,9 +668,11 @@ def make_result(module, request, outcome, ignored):
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[('xml', 'src')],
-        required_if=[('state', 'present', ('xml', 'src'), True), ('state', 'rendered', ('xml', 'src'), True),
+        mutually_exclusive=[('xml', 'src', 'rules'), ('xml', 'src', 'filterrefs')],
+        required_if=[('state', 'present', ('xml', 'src', 'rules', 'filterrefs'), True),
+                     ('state', 'rendered', ('xml', 'src', 'rules', 'filterrefs'), True),
                      ('state', 'absent', ('name',))],
+        required_by={'rules': 'name', 'filterrefs': 'name', 'priority': 'chain'},
         supports_check_mode=True,
     )
     options.require_lxml(module)

@@ -18,8 +18,8 @@ The YAML form is a dict of the module's own options::
       - {filter: allow-dhcp}  # a filterref at this place among the rules
       - {action: drop, direction: inout, priority: 1000}  # no protocol: every frame
 
-A rule holds at most one protocol key (the XML element name; ``-`` may be
-written ``_``) whose value is the element's attributes, or a list of such
+A rule holds at most one protocol key (the XML element name with ``_`` for
+``-``, e.g. ``tcp_ipv6``; the dashed name works here but not in a module's options) whose value is the element's attributes, or a list of such
 dicts for several elements of that protocol; ``match: false`` is XML's
 ``match='no'``. Values are strings, integers or booleans as YAML gives them.
 
@@ -79,11 +79,9 @@ def rule_spec():
         filter=dict(type='str'),
         parameters=dict(type='dict'),
     )
-    for option, element in sorted(PROTOCOL_OPTIONS.items()):
-        entry = dict(type='raw')
-        if option != element:
-            entry['aliases'] = [element]
-        spec[option] = entry
+    # Option names must be Python identifiers: tcp_ipv6 for <tcp-ipv6> (the library accepts both).
+    for option in sorted(PROTOCOL_OPTIONS):
+        spec[option] = dict(type='raw')
     return spec
 
 

@@ -33,6 +33,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.for
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import FilterRef, parse_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.yaml_form import filter_to_options
 
 DEFAULT_STATE_DIR = host_settings.DEFAULT_STATE_DIR
 FILTERS_SUBDIR = 'filters'
@@ -339,4 +340,4 @@ def describe_filter(nwfilter, defined_names):
     """The ``gathered`` entry of one filter (virsh nwfilter-list + nwfilter-dumpxml)."""
     return dict(name=nwfilter.name, uuid=nwfilter.uuid, chain=nwfilter.chain, priority=nwfilter.priority,
                 builtin=is_builtin(nwfilter.name), defined=nwfilter.name in defined_names,
-                xml=format_filter(nwfilter))
+                xml=format_filter(nwfilter), yaml=filter_to_options(nwfilter))

@@ -101,10 +101,10 @@ def test_filterref_errors_and_lenient_mode():
     assert "srcporttend=\"1\"" in options_xml(options, strict=False)
 
 
-def test_argument_spec_lists_every_protocol_with_its_xml_name_as_alias():
+def test_argument_spec_lists_every_protocol():
     spec = argument_spec()
     rule = spec['rules']['options']
-    assert rule['tcp_ipv6'] == {'type': 'raw', 'aliases': ['tcp-ipv6']}
+    assert rule['tcp_ipv6'] == {'type': 'raw'}
     assert rule['action']['choices'] == ['drop', 'accept', 'reject', 'return', 'continue']
     assert spec['rules']['required_one_of'] == [('filter', 'action')]
     assert len([k for k in rule if k not in ('action', 'direction', 'priority', 'statematch', 'filter',

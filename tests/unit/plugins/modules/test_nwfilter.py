@@ -279,3 +279,58 @@ def test_rendered_shows_the_filter_and_the_rules_of_its_users_and_touches_nothin
     assert '--dport 8080' in result['rendered']['iptables'] and 'vnet1' not in result['rendered']['ebtables']
     assert '-A I-vnet0-mac -s 52:54:00:00:00:01 -j RETURN' in result['rendered']['ebtables']
     assert 'xml' in run(state='rendered')['msg']
+
+
+# ---------------------------------------------------------------- the YAML form (rules, filterrefs)
+
+WEB_YAML = dict(name='web', filterrefs=[{'filter': 'clean-traffic'}],
+                rules=[{'action': 'accept', 'direction': 'in', 'priority': 100, 'tcp': {'dstportstart': 80}}])
+
+
+def test_yaml_form_stores_the_same_filter_as_the_xml_form(run, tmp_path):
+    from_yaml = run(**WEB_YAML)
+    assert from_yaml['changed'] is True and not from_yaml.get('failed'), from_yaml
+    other = str(tmp_path / 'other')
+    from_xml = run(state_dir=other, xml=WEB.replace("<filter name='web'>",
+                                                    "<filter name='web'><uuid>%s</uuid>" % from_yaml['filter']['uuid']))
+    assert stored(run.state_dir, 'web') == stored(other, 'web')
+    assert run(**WEB_YAML)['changed'] is False  # idempotent
+    assert run(xml=WEB)['changed'] is False  # and the XML form is the same definition
+
+
+def test_gathered_yaml_defines_the_same_filter_when_passed_back(run, tmp_path):
+    run(xml="""<filter name='db' chain='ipv4-db' priority='-650'>
+      <rule action='accept' direction='in' priority='100'><tcp dstportstart='5432' state='NEW' comment='pg'/></rule>
+      <rule action='drop' direction='in' priority='110'><tcp match='no' srcipaddr='10.0.1.0' srcipmask='24'/></rule>
+      <filterref filter='allow-dhcp'><parameter name='DHCPSERVER' value='10.0.0.1'/></filterref>
+      <rule action='accept' direction='out' statematch='false'><ip protocol='udp' dstportstart='123'/></rule>
+    </filter>""")
+    gathered = run(state='gathered', name='db')['filters'][0]
+    other = str(tmp_path / 'other')
+    again = run(state_dir=other, **gathered['yaml'])
+    assert again['changed'] is True and again['filter']['xml'] == gathered['xml']
+    assert run(**gathered['yaml'])['changed'] is False
+
+
+def test_yaml_errors_name_rule_key_and_value_and_write_nothing(run):
+    result = run(name='web', rules=[{'action': 'accept', 'direction': 'in'},
+                                    {'action': 'accept', 'direction': 'in', 'priority': 120,
+                                     'tcp': {'dstportstart': 70000}}])
+    assert result['failed'] is True
+    assert "rules[1] (priority 120), key 'tcp.dstportstart', value '70000'" in result['msg'], result['msg']
+    assert stored(run.state_dir, 'web') is None
+
+
+def test_argument_spec_checks_the_yaml_form_first(run):
+    assert 'value of action must be one of' in run(name='x', rules=[{'action': 'jump', 'direction': 'in'}])['msg']
+    assert 'Unsupported parameters' in run(name='x', rules=[{'action': 'drop', 'direction': 'in', 'tcpx': {}}])['msg']
+    assert 'missing parameter(s) required by' in run(rules=[{'action': 'drop', 'direction': 'in'}])['msg']
+    assert 'mutually exclusive' in run(name='x', xml=WEB, rules=[])['msg']
+    assert 'belongs to the YAML form' in run(xml=WEB, chain='root')['msg']
+
+
+def test_yaml_strict_false_reports_ignored_attributes(run):
+    result = run(name='t', strict=False, rules=[{'action': 'drop', 'direction': 'out',
+                                                 'tcp': {'srcporttend': 1, 'dstportstart': 80}}])
+    assert result['changed'] is True and "srcporttend='1'" in result['ignored'][0]
+    assert "<tcp dstportstart='80'/>" in stored(run.state_dir, 't')
