@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 
+import ansible.module_utils
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -135,6 +136,11 @@ def test_module_utils_run_on_older_pythons(version, tmp_path):
     target = root / 'ansible_collections' / 'hypervisor'
     target.mkdir(parents=True)
     os.symlink(REPO, str(target / 'netfilter'))
+    # AnsiballZ ships ansible.module_utils beside the collection's module_utils, under an
+    # empty ansible/__init__.py: the same layout here, from the controller's ansible-core.
+    (root / 'ansible').mkdir()
+    (root / 'ansible' / '__init__.py').write_text('')
+    os.symlink(os.path.dirname(ansible.module_utils.__file__), str(root / 'ansible' / 'module_utils'))
     pythons = [interpreter]
     if version == VERSIONS[0]:
         # The oldest one also runs the parser and compiler, with lxml in a venv of its own.
