@@ -100,6 +100,22 @@ options:
         names them. With V(false) their rules are installed anyway (xtables accepts absent interfaces).
     type: bool
     default: true
+  libvirt_binding_dir:
+    description:
+      - Where libvirt's nwfilter driver keeps its bindings (one C(IF.xml) per interface). An interface
+        that is not bound here yet and has a binding file there is refused, with a message that explains
+        how to hand it over (libvirt and this collection use the same chain names and would overwrite each
+        other's rules). An empty string turns the check off.
+    type: path
+    default: /run/libvirt/nwfilter-binding
+  takeover:
+    description:
+      - Bind interfaces that are new to O(state_dir) even when the kernel has chains for them this
+        collection did not make (left by libvirt's nwfilter driver after it was stopped and its binding
+        file removed); they are replaced in one atomic transaction. Without it such an interface is refused.
+      - A binding file in O(libvirt_binding_dir) is refused whatever this option says.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - hypervisor.netfilter.common
   - hypervisor.netfilter.common.xtables
@@ -265,6 +281,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import libvirt_nwfilter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
@@ -291,6 +308,8 @@ def argument_spec():
         )),
         exclusive=dict(type='bool', default=False),
         skip_missing_interfaces=dict(type='bool', default=True),
+        libvirt_binding_dir=dict(type='path', default=libvirt_nwfilter.DEFAULT_BINDING_DIR),
+        takeover=dict(type='bool', default=False),
     )
     spec.update(options.common_options())
     spec.update(options.xtables_options(aliases=['backend']))
@@ -351,7 +370,8 @@ def run_sync(module, nics):
     result = nic_sync.sync_host(
         params['state_dir'], engine, upserts=upserts, removals=removals,
         exclusive=params['exclusive'] and state == 'present', check_mode=module.check_mode,
-        skip_missing_interfaces=params['skip_missing_interfaces'], lock_timeout=params['lock_timeout'])
+        skip_missing_interfaces=params['skip_missing_interfaces'], lock_timeout=params['lock_timeout'],
+        coexistence=libvirt_nwfilter.Coexistence(params['libvirt_binding_dir'], params['takeover']))
     for warning in result.warnings:
         module.warn(warning)
     output = dict(

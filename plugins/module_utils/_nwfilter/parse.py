@@ -487,7 +487,17 @@ def _validate_with_schema(root, name, source):
 
 
 def parse_binding(text, source=None, strict=True):
-    """Parse a libvirt ``<filterbinding>`` document into a :class:`Binding`."""
+    """Parse a libvirt ``<filterbinding>`` document into a :class:`Binding`.
+
+    Also takes the files libvirt's nwfilter driver keeps in
+    ``/run/libvirt/nwfilter-binding/IF.xml``: a ``<filterbindingstatus>`` around
+    the ``<filterbinding>``."""
+    if isinstance(text, str) and '<filterbindingstatus' in text:
+        status = parse_xml_document(text, source, 'filterbindingstatus')
+        inner = status.find('filterbinding')
+        if inner is None:
+            raise FilterError('<filterbindingstatus> without a <filterbinding>', source=source)
+        text = etree.tostring(inner, encoding='unicode')
     root = parse_xml_document(text, source, 'filterbinding')
 
     def child(parent, tag):

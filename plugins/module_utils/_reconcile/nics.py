@@ -266,7 +266,7 @@ def _merge_request(stored, upserts, removals, exclusive, requested):
 
 def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check_mode=False,
               filters=None, skip_missing_interfaces=False, interface_exists_fn=None,
-              lock_timeout=60):
+              lock_timeout=60, coexistence=None):
     """Update the stored bindings and make the host's rules match all of them.
 
     ``upserts``: StoredBinding objects to create or update (seq ignored);
@@ -280,7 +280,7 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
         return sync_nics_locked(state_dir, engine, upserts=upserts, removals=removals, exclusive=exclusive,
                                 check_mode=check_mode, filters=filters,
                                 skip_missing_interfaces=skip_missing_interfaces,
-                                interface_exists_fn=interface_exists_fn)
+                                interface_exists_fn=interface_exists_fn, coexistence=coexistence)
 
 
 def _split_absent(final, skip_missing_interfaces, interface_exists_fn):
@@ -301,11 +301,16 @@ def _split_absent(final, skip_missing_interfaces, interface_exists_fn):
 
 
 def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False, check_mode=False,
-                     filters=None, skip_missing_interfaces=False, interface_exists_fn=None):
-    """:func:`sync_host` for a caller that already holds the ``state_dir`` lock."""
+                     filters=None, skip_missing_interfaces=False, interface_exists_fn=None, coexistence=None):
+    """:func:`sync_host` for a caller that already holds the ``state_dir`` lock.
+
+    ``coexistence`` (a ``_host.libvirt_nwfilter.Coexistence``): refuse to bind an
+    interface that is new to the store while libvirt's nwfilter driver owns it."""
     requested = _check_request(upserts, removals)
     stored = load_bindings(state_dir)
     final, added, updated, removed = _merge_request(stored, upserts, removals, exclusive, requested)
+    if coexistence is not None:
+        coexistence.check_files(added)
     active, skipped, absent, warnings = _split_absent(final, skip_missing_interfaces,
                                                       interface_exists_fn or interface_exists)
     if filters is None:
@@ -316,8 +321,9 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
     active_names = set(b.interface for b in active)
     compile_bindings([b for b in upserts if b.interface not in active_names], filters, compiled_cache)
 
-    plan, compiled, live_digest, desired_key, fast_path = _plan_nics(state_dir, engine, active, filters,
-                                                                     compiled_cache)
+    plan, compiled, live_digest, desired_key, fast_path = _plan_nics(
+        state_dir, engine, active, filters, compiled_cache,
+        (lambda texts: coexistence.check_chains(added, texts)) if coexistence is not None and added else None)
     writes_before = len(engine.runner.writes())
     if not check_mode:
         if plan.changed:
@@ -341,8 +347,9 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
         interface_details=details, absent=absent)
 
 
-def _plan_nics(state_dir, engine, active, filters, compiled_cache):
-    """``(plan, compiled, live_digest, desired_key, fast_path)`` for the ``active`` bindings."""
+def _plan_nics(state_dir, engine, active, filters, compiled_cache, check_live=None):
+    """``(plan, compiled, live_digest, desired_key, fast_path)`` for the ``active`` bindings;
+    ``check_live(live_texts)`` may refuse the live state before anything is planned."""
     # The one read of the live state runs in the background while we compile.
     reads = engine.start_reads()
     verified = VerifiedState(state_dir, engine.ownership.name)
@@ -357,6 +364,8 @@ def _plan_nics(state_dir, engine, active, filters, compiled_cache):
         engine.cancel_reads(reads)
         raise
     live_texts = engine.finish_reads(reads)
+    if check_live is not None:
+        check_live(live_texts)
     live_digest = engine.live_digest(live_texts)
     if verified.matches(desired_key, live_digest):
         # Byte-identical live state and identical desired state as a run that found
