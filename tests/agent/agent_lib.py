@@ -174,3 +174,19 @@ def dump_host(ns):
 def rule_count(dump):
     return sum(1 for tool in ('ebtables-save', 'iptables-save', 'ip6tables-save')
                for line in dump[tool] if line.startswith('-A '))
+
+
+def ours(dump):
+    """The part of a dump_host() the agent owns: every ebtables line, the iptables lines of
+    libvirt's chains (LIBVIRT_*, libvirt-*, F?-/H?- NIC chains) and the hooks to them, the
+    libvirt_* nft tables, the bridges; firewalld's own tables and chains (which it rebuilds
+    in its own order on every reload) left out."""
+    import re
+    mine = re.compile(r'LIBVIRT_|libvirt-|\b[FH][IOJP]-')
+    # firewalld's iptables backend has *_direct chains in the ebtables tables too
+    out = {'ebtables-save': [line for line in dump['ebtables-save'] if '_direct' not in line],
+           'bridges': dump['bridges']}
+    for tool in ('iptables-save', 'ip6tables-save'):
+        out[tool] = [line for line in dump[tool] if mine.search(line)]
+    out['nft'] = [table for table in dump['nft'] if 'libvirt' in table[0]]
+    return out

@@ -174,3 +174,33 @@ def test_watch_backs_off_after_failures(tmp_path, caplog):
     assert [round(g) for g in gaps] == [1, 2, 4], gaps
     messages = [r.getMessage() for r in caplog.records]
     assert sum('failed: OSError: iptables-restore: exit code 4' in m for m in messages) == 3
+
+
+def test_watch_checks_again_after_firewalld(tmp_path):
+    recorder = Recorder()
+    watcher, thread = _watcher(tmp_path, recorder, interval=60.0, debounce=0.05, settle=(0.5, 1.0))
+    thread.start()
+    try:
+        time.sleep(0.2)
+        start = time.monotonic()
+        watcher.events.put(agent.Event('firewalld reloaded'))
+        time.sleep(1.5)
+    finally:
+        watcher.stop()
+        thread.join(5)
+    after = [t - start for t in recorder.calls[1:]]
+    # the reconcile for the event, then the two checks 0.5 s and 1.0 s after it
+    assert len(after) == 3 and after[0] < 0.3, after
+    assert 0.4 < after[1] - after[0] < 0.7 and 0.9 < after[2] - after[0] < 1.2, after
+    # a link event does not ask for extra checks
+    recorder2 = Recorder()
+    watcher, thread = _watcher(tmp_path, recorder2, interval=60.0, debounce=0.05, settle=(0.5, 1.0))
+    thread.start()
+    try:
+        time.sleep(0.2)
+        watcher.events.put(agent.Event('interface vnet3 appeared'))
+        time.sleep(1.5)
+    finally:
+        watcher.stop()
+        thread.join(5)
+    assert len(recorder2.calls) == 2
