@@ -82,6 +82,9 @@ IGNORED = {
     # used by libvirt as written: accepted in both modes
     'number-with-blank-and-sign': (_one('lv-nb', "<rule action='drop' direction='out'><tcp dstportstart=' +80'/>"
                                                  "</rule>"), 'lv-nb', {}, None),
+    'parameter-name-with-leading-digit': (_one('lv-ld', "<rule action='drop' direction='out'>"
+                                                        "<all dstipaddr='$1X'/></rule>"), 'lv-ld', {'1X': '10.0.0.1'},
+                                          None),
     # parameters libvirt drops and no rule uses (nova): accepted in both modes, with a warning
     'nova-raserver-unused': ({}, 'clean-traffic', {'IP': '10.0.0.9', 'RASERVER': '2001:db8:0:1::1/128'}, None),
     'empty-parameter-unused': (_one('lv-ep', TCP80), 'lv-ep', {'Z': ''}, None),

@@ -39,7 +39,9 @@ FORMAT_VERSION = 1
 
 _IFNAME_CHARS = re.compile(r'^[A-Za-z0-9_.@-]+$')
 _MAC = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
-_PARAM_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+# Any name is stored: libvirt uses [A-Za-z0-9_]+ (a leading digit too) and drops
+# other names; the compiler does the same and warns (see split_parameters).
+_PARAM_NAME = re.compile(r'^[^\x00-\x1f\x7f]+$')
 _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 
 
@@ -84,7 +86,8 @@ def normalise_parameters(parameters, where='parameters'):
     seen = set()
     for name, value in items:
         if not isinstance(name, str) or not _PARAM_NAME.match(name):
-            raise BindingError('%s: %r is not a valid parameter name' % (where, name))
+            raise BindingError('%s: %r is not a valid parameter name (a non-empty string without control '
+                               'characters)' % (where, name))
         if name in seen:
             raise BindingError('%s: parameter %s given twice' % (where, name))
         seen.add(name)

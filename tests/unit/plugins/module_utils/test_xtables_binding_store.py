@@ -46,7 +46,10 @@ def test_make_binding_normalises_and_checks():
     with pytest.raises(BindingError, match='not a MAC address'):
         binding_store.make_binding('vnet0', '52:54:00', 'f')
     with pytest.raises(BindingError, match='not a valid parameter name'):
-        binding_store.make_binding('vnet0', '52:54:00:aa:bb:01', 'f', {'bad-name': 'x'})
+        binding_store.make_binding('vnet0', '52:54:00:aa:bb:01', 'f', {'bad\nname': 'x'})
+    # libvirt uses '1X' and drops 'bad-name' (the compiler warns): both are stored
+    assert binding_store.make_binding('vnet0', '52:54:00:aa:bb:01', 'f', {'1X': 'x', 'bad-name': 'y'}).parameters \
+        == (('1X', ('x',)), ('bad-name', ('y',)))
     with pytest.raises(BindingError, match='empty list'):
         binding_store.make_binding('vnet0', '52:54:00:aa:bb:01', 'f', {'IP': []})
 
