@@ -177,3 +177,14 @@ def test_used_invalid_parameter_refused_naming_it(libvirt_oracle, name):
            if '/' in v] if 'X' in params else []
     for part in [where, 'interface lu0', 'libvirt drops such a parameter'] + ["'%s'" % v for v in bad]:
         assert part in text, (part, text)
+
+
+def test_no_ip_learning_libvirt_leaves_the_nic_unfiltered_we_refuse(libvirt_oracle):
+    """clean-traffic without IP: libvirt accepts the binding and starts learning the address from the
+    guest's traffic; until then (as measured here) it installs no rule at all for the NIC. We do not
+    learn addresses and refuse, asking for IP: fail closed (docs/nwfilter-engine.md, No IP learning)."""
+    binding = harness.Binding.make('lnip0', '52:54:00:fa:12:01', 'clean-traffic', {})
+    dump = libvirt_oracle.dump({}, [binding])
+    assert 'lnip0' not in dump
+    with pytest.raises(NetfilterError, match='does not learn addresses: pass the IP parameter'):
+        harness.compile_all({}, [binding])

@@ -48,6 +48,8 @@ REFUSED = {
     'connlimit-hex': (_one("<rule action='drop' direction='out'><tcp connlimit-above='0x10'/></rule>"), {}),
     'stp-inout-with-source-mac': (_one(
         "<rule action='drop' direction='inout'><stp srcmacaddr='52:54:00:00:00:01'/></rule>"), {}),
+    # an ipset without ipsetflags parses (libvirt stores a default flag) but cannot be instantiated
+    'ipset-without-ipsetflags': (_one("<rule action='drop' direction='out'><tcp ipset='hnfset4'/></rule>"), {}),
     'continue-in-iptables-rule': (_one("<rule action='continue' direction='out'><tcp dstportstart='22'/></rule>"), {}),
     'sub-chain-name-over-28-characters': ({
         't': "<filter name='t'><filterref filter='long'/></filter>",
