@@ -116,6 +116,20 @@ options:
       - A binding file in O(libvirt_binding_dir) is refused whatever this option says.
     type: bool
     default: false
+  firewall_backend:
+    description:
+      - Layout of the guest NIC filters on this host, stored as a host setting (the host agent and the
+        rebuilds M(hypervisor.netfilter.nwfilter) triggers use it too). Same name and values as
+        M(hypervisor.netfilter.virt_network)'s option.
+      - V(iptables) is libvirt's ebtables/iptables layout. V(nftables) is this collection's own nftables
+        table C(bridge hnf_nic), whose per-frame cost does not grow with the number of guests (one chain per
+        filter, dispatch by interface name, per-NIC values in sets). NICs whose rules need what the bridge family
+        cannot do on the host (connection state without C(nf_conntrack_bridge), connlimit, ipset) keep those
+        rules on the iptables chains, with a warning. See C(docs/nft-nic-backend.md).
+      - Changing it moves every stored binding to the other layout in one run.
+      - When not given, the stored setting is used (V(iptables) on a new host).
+    type: str
+    choices: [iptables, nftables]
 extends_documentation_fragment:
   - hypervisor.netfilter.common
   - hypervisor.netfilter.common.xtables
@@ -247,8 +261,15 @@ kernel_changed:
   returned: state is present or absent
   type: bool
   sample: true
+firewall_backend:
+  description: The NIC filter layout used (the option, else the stored host setting).
+  returned: state is present or absent
+  type: str
+  sample: nftables
 families:
-  description: Per family (ebtables, iptables, ip6tables) the backend and the number of chains and hooks changed.
+  description:
+    - Per family (ebtables, iptables, ip6tables) the backend and the number of chains and hooks changed.
+    - With the nftables layout, key C(nftables) counts chains and set/map elements added and deleted.
   returned: state is present or absent
   type: dict
   sample:
@@ -279,6 +300,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import libvirt_nwfilter
@@ -310,6 +333,7 @@ def argument_spec():
         skip_missing_interfaces=dict(type='bool', default=True),
         libvirt_binding_dir=dict(type='path', default=libvirt_nwfilter.DEFAULT_BINDING_DIR),
         takeover=dict(type='bool', default=False),
+        firewall_backend=dict(type='str', choices=['iptables', 'nftables']),
     )
     spec.update(options.common_options())
     spec.update(options.xtables_options(aliases=['backend']))
@@ -363,20 +387,31 @@ def run_sync(module, nics):
     else:
         upserts = ()
         removals = tuple(binding_store.validate_interface(n[0], where=n[4]) for n in nics)
-    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['xtables_backend'],
-                           ebtables_backend=params['ebtables_backend'], state_dir=params['state_dir'],
-                           lock_timeout=params['lock_timeout'])
     start = time.monotonic()
-    result = nic_sync.sync_host(
-        params['state_dir'], engine, upserts=upserts, removals=removals,
-        exclusive=params['exclusive'] and state == 'present', check_mode=module.check_mode,
-        skip_missing_interfaces=params['skip_missing_interfaces'], lock_timeout=params['lock_timeout'],
-        coexistence=libvirt_nwfilter.Coexistence(params['libvirt_binding_dir'], params['takeover']))
+    backend = nics_nftables.effective_backend(params['state_dir'], params['firewall_backend'])
+    common = dict(upserts=upserts, removals=removals, exclusive=params['exclusive'] and state == 'present',
+                  check_mode=module.check_mode, skip_missing_interfaces=params['skip_missing_interfaces'],
+                  lock_timeout=params['lock_timeout'],
+                  coexistence=libvirt_nwfilter.Coexistence(params['libvirt_binding_dir'], params['takeover']))
+    left = None
+    if backend == 'nftables':
+        result = nics_nftables.sync_host(params['state_dir'], xtables_backend=params['xtables_backend'],
+                                         ebtables_backend=params['ebtables_backend'], **common)
+    else:
+        engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['xtables_backend'],
+                               ebtables_backend=params['ebtables_backend'], state_dir=params['state_dir'],
+                               lock_timeout=params['lock_timeout'])
+        result = nic_sync.sync_host(params['state_dir'], engine, **common)
+        left = nics_nftables.leave_nftables(check_mode=module.check_mode)
+    if params['firewall_backend'] and not module.check_mode:
+        settings = host_settings.load_host_settings(params['state_dir'])
+        host_settings.save_host_settings(params['state_dir'], settings.replace(firewall_backend=backend))
     for warning in result.warnings:
         module.warn(warning)
     output = dict(
-        changed=result.changed,
-        kernel_changed=result.kernel_changed,
+        changed=result.changed or left is not None,
+        kernel_changed=result.kernel_changed or left is not None,
+        firewall_backend=backend,
         bindings=[binding_output(b) for b in result.bindings],
         added=list(result.added), updated=list(result.updated), removed=list(result.removed),
         missing_interfaces=list(result.skipped), interfaces_changed=list(result.interfaces_changed),
@@ -384,7 +419,7 @@ def run_sync(module, nics):
         timings=dict(total=round(time.monotonic() - start, 4)),
     )
     if module._diff:
-        diffs = list(result.sync.diff)
+        diffs = list(result.sync.diff) + ([left] if left else [])
         if result.added or result.updated or result.removed:
             diffs.append(dict(before_header='stored bindings', after_header='stored bindings',
                               before=''.join(b.describe() + '\n' for b in result.previous),

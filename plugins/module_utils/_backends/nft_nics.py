@@ -488,12 +488,13 @@ class NicSyncResult:
 
 
 def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode=False, fail_closed=(),
-              conntrack=None, compile_cache=None):
+              conntrack=None, compile_cache=None, check_xtables=None):
     """Make ``table bridge hnf_nic`` (and, through ``engine``, the xtables rules of NICs that must stay
     there) match ``bindings``.  The caller holds the state_dir lock.
 
     ``engine``: an :class:`xtables_engine.XtablesEngine` for libvirt's nwfilter chains; its plan also
     removes those chains of NICs that moved to nftables.  Without it, NICs that need xtables fail.
+    ``check_xtables``: called with the live xtables texts before anything is planned (may raise).
     Order: nftables first, then xtables, so a NIC moving between layouts is filtered by one or both,
     never by none.
     """
@@ -507,9 +508,14 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
         raise NftError('interfaces %s need the xtables layout, which is not available here'
                        % ', '.join(n.interface for n in layout.nics if n.mode != L.NFT))
     writes_before = len(runner.writes())
+    xt_plan = None
+    if engine is not None:
+        texts = engine.read_texts()
+        if check_xtables is not None:
+            check_xtables(texts)
+        xt_plan = engine.plan(layout.xtables, texts)
     live = read_live(runner)
     nft_plan = plan(runner, layout, live, canonical)
-    xt_plan = engine.plan(layout.xtables) if engine is not None else None
     if not check_mode:
         apply(runner, nft_plan)
         if xt_plan is not None and xt_plan.changed:

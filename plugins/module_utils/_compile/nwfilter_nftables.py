@@ -47,6 +47,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.mode
 FAMILY = 'bridge'
 TABLE = 'hnf_nic'
 TABLE_COMMENT = 'hypervisor.netfilter guest NIC filters'
+# Bump when the layout for the same input changes (invalidates cached compilations).
+LAYOUT_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +257,7 @@ def build_chain(kind, filter_name, rules, key_expr, interface, final=None):
 # ---------------------------------------------------------------------------- one NIC
 
 @dataclasses.dataclass(frozen=True)
-class _NicResult:
+class NicResult:
     layout: NicLayout
     chains: tuple = ()  # NftChain
     sets: tuple = ()  # NftSet
@@ -321,7 +323,7 @@ def _xt_chains(interface, filter_name, tables, conntrack):
 
 
 def compile_nic(interface, mac, filter_name, parameters, filters, conntrack=False):
-    """One binding in the nftables layout (see :class:`_NicResult`).
+    """One binding in the nftables layout (see :class:`NicResult`).
 
     Bad input raises exactly what the xtables compiler raises.
     """
@@ -344,7 +346,7 @@ def compile_nic(interface, mac, filter_name, parameters, filters, conntrack=Fals
         reason = 'the Ethernet-layer rules use %s, which this nftables layout cannot express' % exc
         warnings.append('interface %s (filter %s) stays on the ebtables/iptables layout: %s'
                         % (interface, filter_name, reason))
-        return _NicResult(NicLayout(interface, XTABLES, reason, (), tuple(warnings)), xtables=full)
+        return NicResult(NicLayout(interface, XTABLES, reason, (), tuple(warnings)), xtables=full)
     ip_tables = [t for t in (NW._xtables_table('ip', interface, by_layer['ip']),  # pylint: disable=protected-access
                              NW._xtables_table('ip6', interface, by_layer['ip6'])) if t is not None]  # noqa
     reason = ''
@@ -361,20 +363,21 @@ def compile_nic(interface, mac, filter_name, parameters, filters, conntrack=Fals
         warnings.append('interface %s (filter %s): the IP-layer rules stay on the iptables chains, %s'
                         % (interface, filter_name, reason))
         kept = Ruleset(tuple(t for t in full.tables if t.family in ('ip', 'ip6')))
-        return _NicResult(NicLayout(interface, MIXED, reason, tuple(eb_dispatch), tuple(warnings)),
-                          tuple(eb_chains), tuple(eb_sets), kept)
+        return NicResult(NicLayout(interface, MIXED, reason, tuple(eb_dispatch), tuple(warnings)),
+                         tuple(eb_chains), tuple(eb_sets), kept)
     if reject:
         warnings.append('interface %s (filter %s): the bridge family has no reject here; its IP-layer reject '
                         'rules drop instead' % (interface, filter_name))
-    return _NicResult(NicLayout(interface, NFT, '', tuple(eb_dispatch + xt_dispatch), tuple(warnings)),
-                      tuple(eb_chains + xt_chains), tuple(eb_sets + xt_sets))
+    return NicResult(NicLayout(interface, NFT, '', tuple(eb_dispatch + xt_dispatch), tuple(warnings)),
+                     tuple(eb_chains + xt_chains), tuple(eb_sets + xt_sets))
 
 
 def compile_layout(bindings, filters, conntrack=False, fail_closed=(), cache=None):
     """The desired :class:`Layout` for ``bindings`` (objects with interface, mac, filter, parameters).
 
-    ``cache``: optional dict reused between calls (keyed by the binding's
-    fingerprint) so unchanged bindings are not compiled again.
+    ``cache``: optional object with ``key(binding, filters, conntrack)``,
+    ``get(key)`` and ``put(key, NicResult)`` (e.g. the state_dir cache of
+    :mod:`._reconcile.nics_nftables`), so unchanged bindings are not compiled again.
     """
     chains = {}
     sets = {}
@@ -382,29 +385,27 @@ def compile_layout(bindings, filters, conntrack=False, fail_closed=(), cache=Non
     nics = []
     xtables = []
     for binding in bindings:
-        key = None
-        result = None
-        if cache is not None:
-            key = (NW.binding_fingerprint(binding.interface, binding.mac, binding.filter, binding.parameters,
-                                          filters), conntrack)
-            result = cache.get(key)
+        key = cache.key(binding, filters, conntrack) if cache is not None else None
+        result = cache.get(key) if key is not None else None
         if result is None:
             result = compile_nic(binding.interface, binding.mac, binding.filter, binding.parameters, filters,
                                  conntrack)
-            if cache is not None:
-                cache[key] = result
+            if key is not None:
+                cache.put(key, result)
         nics.append(result.layout)
         for chain in result.chains:
             chains.setdefault(chain.name, chain)
         for nft_set in result.sets:
             known = sets.get(nft_set.name)
-            sets[nft_set.name] = nft_set if known is None else dataclasses.replace(
-                known, elements=known.elements | nft_set.elements)
+            if known is None:
+                sets[nft_set.name] = known = (nft_set, [])
+            known[1].append(nft_set.elements)
         for base, target in result.layout.dispatch:
             maps[base].append((binding.interface, 'goto %s' % target))
         if result.xtables.tables:
             xtables.append(result.xtables)
-    return Layout(tuple(chains.values()), tuple(sets.values()),
+    merged = tuple(dataclasses.replace(first, elements=frozenset().union(*parts)) for first, parts in sets.values())
+    return Layout(tuple(chains.values()), merged,
                   tuple((base.name, tuple(maps[base.name])) for base in BASE_CHAINS),
                   tuple(nics), merge_rulesets(xtables) if xtables else Ruleset(), tuple(fail_closed))
 

@@ -21,6 +21,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors impor
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
 
@@ -151,13 +152,21 @@ def _rebuild_or_restore(request, planned, after, defined, bindings):
     fails, put back the previous definition of the filter and re-raise."""
     if not planned.changed or not store.affected_bindings(planned.name, after, bindings):
         return (), ()
-    engine = xtables_engine.XtablesEngine(
-        xtables_engine.NWFILTER_OWNERSHIP, backend=request.xtables_backend,
-        ebtables_backend=request.ebtables_backend, state_dir=request.state_dir, lock_timeout=request.lock_timeout)
     try:
-        rebuilt, result = nic_sync.rebuild_filter_users(
-            request.state_dir, planned.name, engine, filters=after, check_mode=request.check_mode,
-            lock_timeout=request.lock_timeout)
+        if nics_nftables.effective_backend(request.state_dir, None) == nics_nftables.NFTABLES:
+            # The host's NIC filters use the nftables layout (stored firewall_backend).
+            result = nics_nftables.sync_host(
+                request.state_dir, filters=after, check_mode=request.check_mode, lock_timeout=request.lock_timeout,
+                xtables_backend=request.xtables_backend, ebtables_backend=request.ebtables_backend)
+            rebuilt = nic_sync.filter_users(planned.name, result, after)
+        else:
+            engine = xtables_engine.XtablesEngine(
+                xtables_engine.NWFILTER_OWNERSHIP, backend=request.xtables_backend,
+                ebtables_backend=request.ebtables_backend, state_dir=request.state_dir,
+                lock_timeout=request.lock_timeout)
+            rebuilt, result = nic_sync.rebuild_filter_users(
+                request.state_dir, planned.name, engine, filters=after, check_mode=request.check_mode,
+                lock_timeout=request.lock_timeout)
     except NetfilterError:
         if planned.write and not request.check_mode:
             with state_lock(request.state_dir, request.lock_timeout):

@@ -74,6 +74,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors impor
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import networks as network_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
@@ -152,17 +153,33 @@ def _stored_networks(state_dir):
 
 
 def sync_nics_xtables(state_dir, check_mode, settings, runner, options):
-    """The xtables (libvirt layout) NIC backend: ``nic_sync.HostSyncResult``."""
+    """The xtables (libvirt layout) NIC backend: ``nic_sync.HostSyncResult``.
+
+    A ``table bridge hnf_nic`` left by the nftables layout goes after the xtables rules are in place."""
     engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=settings.xtables_backend,
                            ebtables_backend=settings.ebtables_backend, state_dir=state_dir, runner=runner)
-    return nic_sync.sync_nics_locked(state_dir, engine, check_mode=check_mode, filters=options.get('filters'),
-                                     skip_missing_interfaces=settings.skip_missing_interfaces,
-                                     interface_exists_fn=options.get('interface_exists_fn'))
+    result = nic_sync.sync_nics_locked(state_dir, engine, check_mode=check_mode, filters=options.get('filters'),
+                                       skip_missing_interfaces=settings.skip_missing_interfaces,
+                                       interface_exists_fn=options.get('interface_exists_fn'))
+    left = nics_nftables.leave_nftables(runner, check_mode=check_mode)
+    if left is None:
+        return result
+    return dataclasses.replace(result, changed=True, kernel_changed=True,
+                               sync=dataclasses.replace(result.sync, diff=tuple(result.sync.diff) + (left,)))
+
+
+def sync_nics_nftables(state_dir, check_mode, settings, runner, options):
+    """The nftables layout NIC backend (:mod:`._reconcile.nics_nftables`): ``nic_sync.HostSyncResult``."""
+    return nics_nftables.sync_nics_locked(state_dir, check_mode=check_mode, filters=options.get('filters'),
+                                          skip_missing_interfaces=settings.skip_missing_interfaces,
+                                          interface_exists_fn=options.get('interface_exists_fn'), runner=runner,
+                                          xtables_backend=settings.xtables_backend,
+                                          ebtables_backend=settings.ebtables_backend)
 
 
 # firewall_backend -> NIC backend: (state_dir, check_mode, settings, runner, options) -> result with
 # changed, bindings, skipped, interface_details (interface, lines), sync.diff, warnings.
-NIC_BACKENDS = {'iptables': sync_nics_xtables}
+NIC_BACKENDS = {'iptables': sync_nics_xtables, 'nftables': sync_nics_nftables}
 
 
 def _nic_stage(state_dir, check_mode, settings, runner, options):

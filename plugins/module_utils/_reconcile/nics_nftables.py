@@ -1,0 +1,277 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Guest NIC filters, nftables layout: the NIC stage of :mod:`._reconcile.host` for
+``firewall_backend: nftables`` (the xtables layout is :mod:`._reconcile.nics`).
+
+Same inputs and result as :func:`._reconcile.nics.sync_nics_locked`: the
+stored bindings (updated by ``upserts``/``removals`` if asked) are compiled
+into ``table bridge hnf_nic`` (:mod:`._compile.nwfilter_nftables`), diffed
+against the live table and applied in one ``nft -f`` transaction
+(:mod:`._backends.nft_nics`); NICs whose rules need what the bridge family
+cannot do here keep those rules on libvirt's ebtables/iptables chains
+through the xtables engine, whose plan also removes the libvirt-layout
+chains of NICs that moved to nftables.  The bindings file is written only
+after the kernel accepted the rules.
+
+:class:`NftCompiledCache` keeps each binding's compiled share of the layout in
+``state_dir/cache/nft-compiled.json`` (keyed by the binding and a digest of
+its filter tree), so a run with one changed NIC compiles one NIC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
+    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import filter_tree
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import load_bindings, save_bindings
+
+NFTABLES = 'nftables'
+
+
+class NftCompiledCache:
+    """Compiled per-NIC shares of the nftables layout (``layout._NicResult``), kept in state_dir."""
+
+    VERSION = 1
+
+    def __init__(self, state_dir):
+        self.path = os.path.join(state_dir, 'cache', 'nft-compiled.json') if state_dir else None
+        self.nics, self.chains, self.sets = {}, {}, {}
+        self.used = {}
+        self.memory = {}
+        self.dirty = False
+        self._trees = {}
+        if self.path and os.path.exists(self.path):
+            try:
+                with open(self.path, encoding='utf-8') as handle:
+                    data = json.load(handle)
+            except (OSError, ValueError):
+                data = None  # a damaged cache only costs a recompilation
+            if isinstance(data, dict) and data.get('version') == self.VERSION:
+                self.nics = data.get('nics') or {}
+                self.chains = data.get('chains') or {}
+                self.sets = data.get('sets') or {}
+
+    def _tree(self, filter_name, filters):
+        digest = self._trees.get(filter_name)
+        if digest is None:
+            hasher = hashlib.sha256()
+            for name in filter_tree(filter_name, filters):
+                hasher.update(repr(filters[name]).encode('utf-8'))
+                for ref in filters[name].references:
+                    if ref not in filters:
+                        hasher.update(('missing:' + ref).encode('utf-8'))
+            if filter_name not in filters:
+                hasher.update(('missing:' + filter_name).encode('utf-8'))
+            digest = self._trees[filter_name] = hasher.hexdigest()
+        return digest
+
+    def key(self, binding, filters, conntrack):
+        text = repr((COMPILER_VERSION, layout.LAYOUT_VERSION, conntrack, binding.interface, binding.mac,
+                     binding.filter, tuple(binding.parameters), self._tree(binding.filter, filters)))
+        return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+    def get(self, key):
+        if key in self.memory:
+            return self.memory[key]
+        data = self.nics.get(key)
+        if data is None:
+            return None
+        try:
+            result = self._load(data)
+        except (KeyError, TypeError, ValueError, IndexError):
+            return None
+        self.used[key] = data
+        self.memory[key] = result
+        return result
+
+    def put(self, key, result):
+        self.memory[key] = result
+        self.used[key] = self._dump(result)
+        self.dirty = True
+
+    def _load(self, data):
+        nic = data['l']
+        chains = tuple(layout.NftChain(name, tuple(self.chains[name])) for name in data['c'])
+        sets = []
+        for name, elements in data['s']:
+            key, interval, kinds = self.sets[name]
+            sets.append(layout.NftSet(name, tuple(key), interval, frozenset(
+                (e[0],) + tuple(tuple(c) for c in e[1:]) for e in elements), tuple(kinds)))
+        return layout.NicResult(
+            layout.NicLayout(nic[0], nic[1], nic[2], tuple(tuple(d) for d in nic[3]), tuple(nic[4])),
+            chains, tuple(sets), nic_sync.ruleset_from_data(data['x']))
+
+    def _dump(self, result):
+        nic = result.layout
+        for chain in result.chains:
+            self.chains[chain.name] = list(chain.rules)
+        for nft_set in result.sets:
+            self.sets[nft_set.name] = [list(nft_set.key), nft_set.interval, list(nft_set.kinds)]
+        return {'l': [nic.interface, nic.mode, nic.reason, [list(d) for d in nic.dispatch], list(nic.warnings)],
+                'c': [c.name for c in result.chains],
+                's': [[s.name, sorted([e[0]] + [list(c) for c in e[1:]] for e in s.elements)] for s in result.sets],
+                'x': nic_sync.ruleset_to_data(result.xtables)}
+
+    def save(self):
+        if not self.path or (not self.dirty and len(self.used) == len(self.nics)):
+            return
+        chains = set(name for data in self.used.values() for name in data['c'])
+        sets = set(name for data in self.used.values() for name, _e in data['s'])
+        atomic_write(self.path, json.dumps({
+            'version': self.VERSION, 'nics': self.used,
+            'chains': dict((k, v) for k, v in self.chains.items() if k in chains),
+            'sets': dict((k, v) for k, v in self.sets.items() if k in sets)}, separators=(',', ':')), durable=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class NftSyncView:
+    """What modules read from ``HostSyncResult.sync``: ``diff``, ``writes``, ``summary()``."""
+
+    result: nft_nics.NicSyncResult
+
+    @property
+    def changed(self):
+        return self.result.changed
+
+    @property
+    def diff(self):
+        return self.result.diff
+
+    @property
+    def writes(self):
+        return self.result.writes
+
+    def summary(self):
+        out = {'nftables': dict(self.result.nft_plan.summary(), table='%s %s' % (layout.FAMILY, layout.TABLE))}
+        xt_plan = self.result.xt_plan
+        if xt_plan is not None:
+            for fam in xt_plan.families:
+                if fam.changed:
+                    out[fam.family] = {'chains_changed': len(fam.chain_changes), 'hooks_changed': len(fam.hook_changes),
+                                       'backend': fam.backend}
+        return out
+
+
+def _chain_users(result):
+    """chain name -> interfaces that reach it (dispatch targets and the sub-chains they jump to)."""
+    rules = dict((c.name, c.rules) for c in result.layout.chains)
+    users = {}
+    for nic in result.nics:
+        pending = [target for _base, target in nic.dispatch]
+        seen = set()
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            users.setdefault(name, []).append(nic.interface)
+            for rule in rules.get(name, ()):
+                if ' jump ' in ' ' + rule:
+                    pending.append(rule.rsplit(' ', 1)[1])
+    return users
+
+
+def interface_details(result):
+    """``((interface, (line, ...)), ...)``: what changes (or would) for each interface."""
+    found = {}
+    plan = result.nft_plan
+    users = _chain_users(result)
+    for name in plan.chains_added + plan.chains_replaced + plan.chains_deleted:
+        action = 'created' if name in plan.chains_added else 'replaced' if name in plan.chains_replaced \
+            else 'deleted'
+        for interface in users.get(name, ()):
+            found.setdefault(interface, []).append('nft chain %s %s' % (name, action))
+    for verb, items in (('missing', plan.elements_added), ('unexpected', plan.elements_deleted)):
+        for container, element in items:
+            interface = element.split('"')[1] if element.startswith('"') else None
+            if interface:
+                found.setdefault(interface, []).append('nft element %s in %s: %s' % (verb, container, element))
+    if result.xt_plan is not None:
+        for interface, lines in nic_sync.interface_changes(result.xt_plan, {}):
+            found.setdefault(interface, []).extend(lines)
+    return tuple((interface, tuple(lines)) for interface, lines in found.items())
+
+
+def sync_host(state_dir, upserts=(), removals=(), exclusive=False, check_mode=False, lock_timeout=60, **kwargs):
+    """:func:`sync_nics_locked` under the ``state_dir`` lock."""
+    nic_sync._check_request(upserts, removals)  # pylint: disable=protected-access
+    with state_lock(state_dir, lock_timeout, exclusive=not check_mode, create=not check_mode):
+        return sync_nics_locked(state_dir, upserts=upserts, removals=removals, exclusive=exclusive,
+                                check_mode=check_mode, **kwargs)
+
+
+def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_mode=False, filters=None,
+                     skip_missing_interfaces=False, interface_exists_fn=None, runner=None, xtables_backend='auto',
+                     ebtables_backend='auto', fail_closed=(), coexistence=None):
+    """The nftables layout's :func:`._reconcile.nics.sync_nics_locked`: a ``nics.HostSyncResult``.
+
+    ``coexistence``: as there, refuse interfaces new to the store that libvirt's nwfilter driver owns
+    (its binding file, or chains we did not make, which the move to nftables would otherwise delete)."""
+    # pylint: disable=protected-access
+    requested = nic_sync._check_request(upserts, removals)
+    stored = load_bindings(state_dir)
+    final, added, updated, removed = nic_sync._merge_request(stored, upserts, removals, exclusive, requested)
+    if coexistence is not None:
+        coexistence.check_files(added)
+    active, skipped, absent, warnings = nic_sync._split_absent(final, skip_missing_interfaces,
+                                                               interface_exists_fn or nic_sync.interface_exists)
+    if filters is None:
+        filters = nic_sync.load_host_filters(state_dir)
+    warnings.extend(nic_sync.upsert_warnings(upserts, filters))
+    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=xtables_backend, ebtables_backend=ebtables_backend,
+                           state_dir=state_dir, runner=runner)
+    cache = NftCompiledCache(state_dir)
+    conntrack = nft_nics.probe_bridge_conntrack(engine.runner, nft_nics.Canonical(state_dir))
+    # Bindings given now are compiled even when they are skipped: bad input fails here.
+    active_names = set(b.interface for b in active)
+    layout.compile_layout([b for b in upserts if b.interface not in active_names], filters, conntrack=conntrack,
+                          cache=cache)
+    result = nft_nics.sync_nics(engine.runner, active, filters, engine=engine, state_dir=state_dir,
+                                check_mode=check_mode, fail_closed=fail_closed, conntrack=conntrack,
+                                compile_cache=cache,
+                                check_xtables=(lambda texts: coexistence.check_chains(added, texts))
+                                if coexistence is not None and added else None)
+    if not check_mode:
+        if added or updated or removed:
+            save_bindings(state_dir, final)
+        cache.save()
+    details = interface_details(result)
+    return nic_sync.HostSyncResult(
+        changed=bool(result.changed or added or updated or removed), kernel_changed=result.changed,
+        bindings=final, added=added, updated=updated, removed=removed, skipped=skipped,
+        interfaces_changed=tuple(i for i, _l in details), sync=NftSyncView(result),
+        warnings=tuple(warnings) + result.warnings, previous=tuple(stored), interface_details=details,
+        absent=absent)
+
+
+def leave_nftables(runner=None, check_mode=False):
+    """For the iptables layout: remove our table if a previous nftables run left it.
+
+    Returns an Ansible diff dict when there was one (None otherwise); nothing
+    happens on hosts without the nft command.
+    """
+    if nft_nics.find_tool('nft') is None:
+        return None
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
+    removal = nft_nics.remove_table(runner or CommandRunner(), check_mode=check_mode)
+    return nft_nics.diff_dict(removal)
+
+
+def effective_backend(state_dir, requested):
+    """The NIC filter layout to use: the option when given, else the stored host setting."""
+    if requested:
+        return requested
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
+    return host_settings.load_host_settings(state_dir).firewall_backend

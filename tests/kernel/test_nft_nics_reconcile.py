@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+"""reconcile_host with ``firewall_backend: nftables`` (stored host setting) in a throwaway namespace.
+
+The NIC stage builds table bridge hnf_nic from the stored bindings; a re-run
+is in sync without writing; a flushed ruleset is reported by check mode
+(nothing written) and restored; switching the stored setting back to
+``iptables`` puts libvirt's chains in place and removes our table, and back
+again removes libvirt's chains.  Bindings given to the nftables
+``sync_host`` are stored only after the kernel took them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.host import reconcile_host
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
+from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
+from ansible_collections.hypervisor.netfilter.tests.kernel.test_nft_nics import binding, require_kernel
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
+
+
+@pytest.fixture
+def ns():
+    require_kernel()
+    with Netns(tag='nr') as namespace:
+        yield namespace
+
+
+def tables(ns):
+    return ns.run(['nft', 'list', 'tables']).stdout
+
+
+def run(ns, state_dir, check_mode=False):
+    return reconcile_host(state_dir, check_mode=check_mode, runner=NsRunner(ns), firewalld='never',
+                          interface_exists_fn=lambda name: True)
+
+
+def test_reconcile_with_the_nftables_layout(ns, tmp_path):
+    state_dir = str(tmp_path / 'state')
+    binding_store.save_bindings(state_dir, [binding(i) for i in range(4)])
+    host_settings.save_host_settings(state_dir, host_settings.HostSettings(firewall_backend='nftables'))
+
+    first = run(ns, state_dir)
+    assert first.changed and not first.failed
+    assert 'table bridge hnf_nic' in tables(ns)
+    assert 'libvirt' not in ns.run(['ebtables-nft-save']).stdout
+    assert set(o.status for o in first.objects) == {'repaired'}
+
+    again = run(ns, state_dir)
+    assert not again.changed and again.nics.sync.writes == ()
+    assert set(o.status for o in again.objects) == {'in_sync'}
+
+    ns.run(['nft', 'flush', 'ruleset'])
+    check = run(ns, state_dir, check_mode=True)
+    assert check.changed and check.nics.sync.writes == () and check.diff
+    assert set(o.status for o in check.objects) == {'would_repair'}
+    assert 'hnf_nic' not in tables(ns)
+    repaired = run(ns, state_dir)
+    assert repaired.changed and 'hnf_nic' in tables(ns)
+    assert not run(ns, state_dir).changed
+
+    # Back to libvirt's layout: its chains first, then our table goes.
+    host_settings.save_host_settings(state_dir, host_settings.HostSettings(firewall_backend='iptables'))
+    back = run(ns, state_dir)
+    assert back.changed and 'hnf_nic' not in tables(ns)
+    assert 'libvirt-I-vnet0' in ns.run(['ebtables-nft-save']).stdout
+    assert not run(ns, state_dir).changed
+    host_settings.save_host_settings(state_dir, host_settings.HostSettings(firewall_backend='nftables'))
+    forth = run(ns, state_dir)
+    assert forth.changed and 'hnf_nic' in tables(ns)
+    assert 'libvirt' not in ns.run(['ebtables-nft-save']).stdout
+
+
+def test_sync_host_stores_after_apply_and_reports_interfaces(ns, tmp_path):
+    state_dir = str(tmp_path / 'state')
+    runner = NsRunner(ns)
+    kwargs = dict(runner=runner, interface_exists_fn=lambda name: True)
+    first = nics_nftables.sync_host(state_dir, upserts=[binding(i) for i in range(3)], **kwargs)
+    assert first.added == ('vnet0', 'vnet1', 'vnet2') and first.kernel_changed
+    assert [b.interface for b in binding_store.load_bindings(state_dir)] == ['vnet0', 'vnet1', 'vnet2']
+    changed = nics_nftables.sync_host(state_dir, upserts=[binding(1, ips=['10.1.7.7'])], check_mode=True, **kwargs)
+    assert changed.updated == ('vnet1',) and changed.interfaces_changed == ('vnet1',)
+    assert all('vnet1' in line for _i, lines in changed.interface_details for line in lines)
+    assert binding_store.load_bindings(state_dir)[1].parameters == (('IP', ('10.1.0.1',)),)  # check mode
+    assert 'nftables' in changed.sync.summary()
+    # A binding the compiler refuses changes nothing, kernel or store.
+    before = ns.run(['nft', 'list', 'table', 'bridge', 'hnf_nic']).stdout
+    with pytest.raises(NetfilterError):
+        nics_nftables.sync_host(state_dir, upserts=[binding_store.make_binding(
+            'vnet9', '52:54:00:00:09:09', 'no-such-filter')], **kwargs)
+    assert ns.run(['nft', 'list', 'table', 'bridge', 'hnf_nic']).stdout == before
+    assert len(binding_store.load_bindings(state_dir)) == 3
+    removed = nics_nftables.sync_host(state_dir, removals=['vnet2'], **kwargs)
+    assert removed.removed == ('vnet2',) and removed.interfaces_changed == ('vnet2',)
