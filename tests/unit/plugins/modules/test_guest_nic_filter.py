@@ -164,3 +164,38 @@ def test_diff_shows_stored_bindings(run, host):
     assert store['after'] == 'vnet0 52:54:00:00:00:01 clean-traffic IP=10.0.0.9\n'
     rules = ''.join(d['before'] + d['after'] for d in result['diff'] if d['before_header'] != 'stored bindings')
     assert '10.0.0.1' in rules and '10.0.0.9' in rules
+
+
+def _warning_texts(result):
+    return [w['event']['msg'] if isinstance(w, dict) else w for w in result.get('warnings', [])]
+
+
+NOVA_RASERVER = '2001:db8:0:1::1/128'  # OpenStack nova's value: libvirt drops it, clean-traffic never uses it
+
+
+@pytest.mark.parametrize('form', ['parameters', 'nics', 'binding_xml', 'rendered'])
+def test_parameter_libvirt_drops_is_ignored_with_a_warning_in_every_form(run, host, form):
+    if form == 'binding_xml':
+        args = dict(binding_xml=BINDING_XML.replace(
+            "<parameter name='IP' value='10.0.0.5'/>",
+            "<parameter name='IP' value='10.0.0.5'/><parameter name='RASERVER' value='%s'/>" % NOVA_RASERVER))
+        interface = 'vnet7'
+    else:
+        nic = dict(NIC0, parameters={'IP': '10.0.0.1', 'RASERVER': NOVA_RASERVER})
+        args = dict(nics=[nic]) if form == 'nics' else dict(nic, state='rendered') if form == 'rendered' else nic
+        interface = 'vnet0'
+    result = run(**args)
+    # (warnings of earlier module runs in this process may be listed too: look for this interface's)
+    assert "interface %s: parameter RASERVER='%s' is ignored" % (interface, NOVA_RASERVER) \
+        in '\n'.join(_warning_texts(result)), _warning_texts(result)
+    if form == 'rendered':
+        assert '-A I-vnet0-ipv4-ip -p ipv4 --ip-source 10.0.0.1 -j RETURN' in result['rendered']['ebtables']
+    else:
+        assert 'libvirt-I-%s' % interface in host['ebtables'].tables['nat']
+
+
+def test_parameter_libvirt_drops_but_a_rule_uses_is_refused_naming_it(run, host):
+    result = run(fail=True, **dict(NIC0, parameters={'IP': '10.0.0.1/24'}))
+    for part in ('interface vnet0', "filter 'no-ip-spoofing'", 'rule #', "parameter IP: value '10.0.0.1/24'", '$IP'):
+        assert part in result['msg'], (part, result['msg'])
+    assert binding_store.load_bindings(run.state_dir) == ()
