@@ -20,7 +20,11 @@ options:
     description:
       - Directory with the desired state of the host, shared by every module of this collection and the host
         agent - defined filters (C(filters/NAME.xml)), the guest NIC bindings (one file, C(bindings.json)), the
-        virtual networks (C(networks/NAME.json)), the lock (C(.lock)) and caches (C(cache/)).
+        virtual networks (C(networks/NAME.json)), the host settings (C(host.json)), the lock (C(.lock)) and
+        caches (C(cache/)).
+      - Every run ends by reconciling everything stored here with the kernel (networks first, then guest NIC
+        filters), inside the same lock as its own change, so no module leaves another's rules missing; what it
+        found and did is in RV(objects).
     type: path
     default: /etc/hypervisor-netfilter
   lock_timeout:
@@ -37,9 +41,11 @@ options:
     description:
       - iptables/ip6tables variant - V(nft) (C(iptables-nft)) or V(legacy) (C(iptables-legacy)); V(auto) follows
         where the host's C(iptables) command points.
+      - A host setting, kept in O(state_dir) (C(host.json)) and used by every module and the host agent - when
+        not given, the stored setting applies (V(auto) on a new host); when given, it is stored once the run
+        succeeded (not in check mode).
     type: str
     choices: [auto, nft, legacy]
-    default: auto
 '''
 
     EBTABLES = r'''
@@ -48,7 +54,7 @@ options:
     description:
       - ebtables variant - V(nft) or V(legacy); V(auto) follows the host's C(ebtables) command. Kernels without
         the legacy ebtables modules (common today) only work with V(nft).
+      - A host setting like O(xtables_backend) - the stored setting applies unless this option is given.
     type: str
     choices: [auto, nft, legacy]
-    default: auto
 '''

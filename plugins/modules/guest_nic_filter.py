@@ -27,15 +27,29 @@ description:
     Rules and chains that are not ours stay byte-identical, their order included.
   - Runs of this module on one host are serialised by a lock in O(state_dir) and the xtables lock.
   - All bindings of a host are stored in one file, C(bindings.json) in O(state_dir), keyed by the
-    host-side interface name.
+    host-side interface name. Guests therefore need stable tap names - libvirt reuses C(vnetN) names
+    for whatever guest starts next, so give each guest NIC its own name (libvirt's
+    C(<target dev='...'/>) in the domain's C(<interface>)) and bind that name.
+  - Fail closed - the rules of a binding are installed whether or not its tap exists (ebtables and
+    iptables match interface names), so a guest that starts later is filtered from its first frame,
+    and no run removes a stored binding's rules because its tap is absent (a stopped guest stays
+    filtered when it comes back).
+  - Every run ends by reconciling the whole host state stored in O(state_dir) (virtual networks first,
+    then all bindings), in the same lock as its own change; RV(objects) says what was in sync and
+    what was repaired.
 options:
   state:
     description:
-      - V(present) stores the binding(s) and applies the rules of all stored bindings.
+      - V(present) stores the binding(s) and applies the rules of all stored bindings. Without
+        O(interface), O(binding_xml) and O(nics) it applies the stored bindings again (for example after
+        a reboot or a firewall flush) without restating them.
       - V(absent) removes the binding(s) and their rules.
-      - V(rendered) returns the restore text of the given binding(s) only and touches nothing.
+      - V(rendered) returns the restore text of the given binding(s) only (of every stored binding when
+        none is given) and touches nothing.
+      - V(gathered) changes nothing and returns every stored binding (or the one O(interface) names) in
+        RV(bindings), whether its rules are in force in RV(objects) and RV(in_sync).
     type: str
-    choices: [present, absent, rendered]
+    choices: [present, absent, rendered, gathered]
     default: present
   interface:
     description:
@@ -96,10 +110,13 @@ options:
     aliases: [backend]
   skip_missing_interfaces:
     description:
-      - Do not apply (but keep storing) bindings whose interface does not exist on the host; a warning
-        names them. With V(false) their rules are installed anyway (xtables accepts absent interfaces).
+      - V(false) (fail closed, the default on a new host) - the rules of bindings whose interface does not
+        exist (yet) are installed anyway; they take effect with the tap's first frame.
+      - V(true) - the old behaviour - such bindings are stored but not applied, and a warning names them;
+        their rules appear only when a later run finds the tap.
+      - A host setting, kept in O(state_dir) (C(host.json)) and used by every module and the host agent -
+        when not given, the stored setting applies; when given, it is stored once the run succeeded.
     type: bool
-    default: true
   libvirt_binding_dir:
     description:
       - Where libvirt's nwfilter driver keeps its bindings (one C(IF.xml) per interface). An interface
@@ -205,8 +222,11 @@ EXAMPLES = r'''
 
 RETURN = r'''
 bindings:
-  description: The stored bindings after the run (what a real run stores, in check mode), in stored order.
-  returned: state is present or absent
+  description:
+    - The stored bindings after the run (what a real run stores, in check mode), in stored order.
+    - With O(state=gathered) the stored bindings (or the one O(interface) names); with O(state=rendered) the
+      bindings rendered.
+  returned: always
   type: list
   elements: dict
   contains:
@@ -245,7 +265,9 @@ removed:
   elements: str
   sample: []
 missing_interfaces:
-  description: Stored interfaces that do not exist on the host; their rules were not applied.
+  description:
+    - Stored interfaces that do not exist on the host now. Their rules are installed all the same (fail closed)
+      unless O(skip_missing_interfaces=true), which leaves them out and warns.
   returned: state is present or absent
   type: list
   elements: str
@@ -288,6 +310,48 @@ rendered:
     ip6tables:
       description: ip6tables-restore text ('' if none).
       type: str
+objects:
+  description:
+    - Every object stored in O(state_dir) - virtual networks first, then guest NIC bindings - as the
+      whole-host reconcile that ends every run found and left it. O(state=gathered) runs that reconcile
+      in check mode; in check mode the objects are those stored before this run's own change.
+  returned: state is present, absent or gathered
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: V(network) or V(binding).
+      type: str
+      sample: binding
+    name:
+      description: Network name, or host-side interface of the binding.
+      type: str
+      sample: vnet0
+    status:
+      description:
+        - V(in_sync) (nothing to do), V(repaired) (its rules, devices or settings were rewritten by this run),
+          V(would_repair) (check mode, O(state=gathered)), V(skipped) (binding of an absent interface with
+          skip_missing_interfaces) or V(failed) (see RV(objects[].error); the run fails).
+      type: str
+      sample: repaired
+    missing:
+      description: What differed, one line per chain, rule, hook, device or setting.
+      type: list
+      elements: str
+      sample: ["missing chain ebtables nat I-vnet0-mac (2 rules)"]
+    summary:
+      description: One line about the object.
+      type: str
+      sample: "1 difference(s): missing chain ebtables nat I-vnet0-mac (2 rules)"
+    error:
+      description: Why the object could not be reconciled (null unless V(failed)).
+      type: str
+      sample: null
+in_sync:
+  description: Whether the rules of every binding listed in RV(objects) are in force (O(state=gathered)).
+  returned: state is gathered
+  type: bool
+  sample: true
 timings:
   description: Seconds the module spent reading, diffing and applying (C(total)).
   returned: state is present or absent
@@ -299,25 +363,20 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import libvirt_nwfilter
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options, results
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
-
-FAMILY_LABELS = (('eb', 'ebtables'), ('ip', 'iptables'), ('ip6', 'ip6tables'))
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import bindings as bind_service
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import module_run
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 
 
 def argument_spec():
     spec = dict(
-        state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present'),
+        state=dict(type='str', choices=['present', 'absent', 'rendered', 'gathered'], default='present'),
         interface=dict(type='str'),
         mac=dict(type='str'),
         filter=dict(type='str'),
@@ -330,7 +389,7 @@ def argument_spec():
             parameters=dict(type='dict', default={}),
         )),
         exclusive=dict(type='bool', default=False),
-        skip_missing_interfaces=dict(type='bool', default=True),
+        skip_missing_interfaces=dict(type='bool'),
         libvirt_binding_dir=dict(type='path', default=libvirt_nwfilter.DEFAULT_BINDING_DIR),
         takeover=dict(type='bool', default=False),
         firewall_backend=dict(type='str', choices=['iptables', 'nftables']),
@@ -369,63 +428,60 @@ def binding_output(binding):
                 parameters=binding.parameters_dict())
 
 
-def run_rendered(module, nics):
-    bindings = make_bindings(nics)
-    filters = nic_sync.load_host_filters(module.params['state_dir'])
-    for warning in nic_sync.upsert_warnings(bindings, filters):
-        module.warn(warning)
-    ruleset = merge_rulesets([r for _b, r in nic_sync.compile_bindings(bindings, filters)])
-    module.exit_json(changed=False, rendered=dict((label, ruleset.render(family)) for family, label in FAMILY_LABELS))
-
-
-def run_sync(module, nics):
+def make_request(module):
+    """The engine request for the options."""
     params = module.params
     state = params['state']
-    if state == 'present':
-        upserts = make_bindings(nics)
-        removals = ()
-    else:
-        upserts = ()
-        removals = tuple(binding_store.validate_interface(n[0], where=n[4]) for n in nics)
-    start = time.monotonic()
-    backend = nics_nftables.effective_backend(params['state_dir'], params['firewall_backend'])
-    common = dict(upserts=upserts, removals=removals, exclusive=params['exclusive'] and state == 'present',
-                  check_mode=module.check_mode, skip_missing_interfaces=params['skip_missing_interfaces'],
-                  lock_timeout=params['lock_timeout'],
-                  coexistence=libvirt_nwfilter.Coexistence(params['libvirt_binding_dir'], params['takeover']))
-    left = None
-    if backend == 'nftables':
-        result = nics_nftables.sync_host(params['state_dir'], xtables_backend=params['xtables_backend'],
-                                         ebtables_backend=params['ebtables_backend'], **common)
-    else:
-        engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=params['xtables_backend'],
-                               ebtables_backend=params['ebtables_backend'], state_dir=params['state_dir'],
-                               lock_timeout=params['lock_timeout'])
-        result = nic_sync.sync_host(params['state_dir'], engine, **common)
-        left = nics_nftables.leave_nftables(check_mode=module.check_mode)
-    if params['firewall_backend'] and not module.check_mode:
-        settings = host_settings.load_host_settings(params['state_dir'])
-        host_settings.save_host_settings(params['state_dir'], settings.replace(firewall_backend=backend))
-    for warning in result.warnings:
-        module.warn(warning)
+    nics = requested_nics(params)
+    if state == 'absent' and not nics:
+        raise NetfilterError('state=absent needs interface, binding_xml or nics')
+    if state == 'present' and params['exclusive'] and not nics and params['nics'] is None:
+        raise NetfilterError('exclusive=true needs the complete list in nics (nics: [] unbinds every NIC)')
+    upserts = tuple(make_bindings(nics)) if state in ('present', 'rendered') else ()
+    removals = tuple(binding_store.validate_interface(n[0], where=n[4]) for n in nics) if state == 'absent' else ()
+    return bind_service.BindRequest(
+        state=state, state_dir=params['state_dir'], upserts=upserts, removals=removals,
+        exclusive=params['exclusive'] and state == 'present', check_mode=module.check_mode,
+        lock_timeout=params['lock_timeout'],
+        coexistence=libvirt_nwfilter.Coexistence(params['libvirt_binding_dir'], params['takeover']),
+        settings=module_run.given_settings(xtables_backend=params['xtables_backend'],
+                                           ebtables_backend=params['ebtables_backend'],
+                                           skip_missing_interfaces=params['skip_missing_interfaces'],
+                                           firewall_backend=params['firewall_backend']))
+
+
+def gathered_result(module, outcome):
+    """Every stored binding (or the one O(interface) names) and whether its rules are in force."""
+    wanted = module.params['interface']
+    report_objects = [o for o in results.objects(outcome.report, ('binding',)) if wanted in (None, o['name'])]
+    return dict(changed=False, objects=report_objects,
+                bindings=[binding_output(b) for b in outcome.bindings if wanted in (None, b.interface)],
+                in_sync=all(o['status'] in results.IN_SYNC for o in report_objects))
+
+
+def make_result(module, outcome, started):
+    """The module result for ``outcome`` (keys documented in RETURN)."""
+    nics = outcome.nics
+    report = outcome.report
     output = dict(
-        changed=result.changed or left is not None,
-        kernel_changed=result.kernel_changed or left is not None,
-        firewall_backend=backend,
-        bindings=[binding_output(b) for b in result.bindings],
-        added=list(result.added), updated=list(result.updated), removed=list(result.removed),
-        missing_interfaces=list(result.skipped), interfaces_changed=list(result.interfaces_changed),
-        families=result.sync.summary(),
-        timings=dict(total=round(time.monotonic() - start, 4)),
+        changed=nics.changed or report.changed,
+        kernel_changed=nics.kernel_changed or any(o['status'] == 'repaired' for o in results.objects(report)),
+        firewall_backend=nics_nftables.effective_backend(module.params['state_dir'],
+                                                         module.params['firewall_backend']),
+        bindings=[binding_output(b) for b in nics.bindings],
+        added=list(nics.added), updated=list(nics.updated), removed=list(nics.removed),
+        missing_interfaces=list(nics.absent), interfaces_changed=list(nics.interfaces_changed),
+        families=nics.sync.summary(), objects=results.objects(report),
+        timings=dict(total=round(time.monotonic() - started, 4)),
     )
     if module._diff:
-        diffs = list(result.sync.diff) + ([left] if left else [])
-        if result.added or result.updated or result.removed:
+        diffs = list(report.diff)
+        if nics.added or nics.updated or nics.removed:
             diffs.append(dict(before_header='stored bindings', after_header='stored bindings',
-                              before=''.join(b.describe() + '\n' for b in result.previous),
-                              after=''.join(b.describe() + '\n' for b in result.bindings)))
+                              before=''.join(b.describe() + '\n' for b in nics.previous),
+                              after=''.join(b.describe() + '\n' for b in nics.bindings)))
         output['diff'] = diffs
-    module.exit_json(**output)
+    return output
 
 
 def main():
@@ -436,22 +492,26 @@ def main():
         supports_check_mode=True,
     )
     options.require_lxml(module)
-    params = module.params
+    started = time.monotonic()
     try:
-        nics = requested_nics(params)
-        if params['state'] == 'rendered':
-            if not nics:
-                module.fail_json(msg='state=rendered needs interface, binding_xml or nics')
-            run_rendered(module, nics)
-        if not nics and not (params['state'] == 'present' and params['exclusive'] and params['nics'] is not None):
-            module.fail_json(msg='state=%s needs interface, binding_xml or nics' % params['state'])
-        run_sync(module, nics)
+        request = make_request(module)
+        outcome = bind_service.run(request)
     except CommandError as exc:
         module.fail_json(msg=str(exc), stderr=exc.stderr or '', cmd=list(exc.argv), rc=exc.rc)
     except NetfilterError as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or 'state_dir', exc))
+    for warning in outcome.warnings + (outcome.report.warnings if outcome.report is not None else ()):
+        module.warn(warning)
+    if request.state == 'gathered':
+        module.exit_json(**gathered_result(module, outcome))
+    if request.state == 'rendered':
+        module.exit_json(changed=False, rendered=outcome.rendered,
+                         bindings=[binding_output(b) for b in outcome.bindings])
+    result = make_result(module, outcome, started)
+    results.fail_if_failed(module, outcome.report, result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -335,7 +335,8 @@ options:
       - V(rendered) changes nothing (not even O(state_dir)) and returns the filter given by O(xml) or O(src)
         as it would be stored, and the rules the stored guest NIC bindings that use it would get, in
         RV(rendered).
-      - V(gathered) changes nothing and returns every filter in RV(filters).
+      - V(gathered) changes nothing and returns every filter in RV(filters), and in RV(objects) whether the
+        rules of the stored bindings and networks are in force.
     type: str
     choices: [present, absent, rendered, gathered]
     default: present
@@ -362,6 +363,9 @@ extends_documentation_fragment:
 notes:
   - When a rebuild of the bindings fails, the previous definition of the filter is restored and the
     task fails with the tool's message.
+  - Every run ends by reconciling the whole host state stored in O(state_dir) (virtual networks, then all guest
+    NIC bindings with the filters as they are after the run), in the same lock as the definition; this is what
+    rebuilds the bindings that use a changed filter, and RV(objects) says what was in sync and what was repaired.
   - Check mode and diff mode are fully supported; in check mode nothing is written and no lock file
     is created.
   - Requires the C(lxml) Python library on the managed host.
@@ -370,7 +374,8 @@ attributes:
     description: Can run in check mode and return changed status prediction without modifying the target.
     support: full
   diff_mode:
-    description: Returns the canonical XML of the filter before and after the change.
+    description: Returns the canonical XML of the filter before and after the change; when the rules of bindings
+      change too (or are repaired), a list with the filter first, then the rules per family.
     support: full
 seealso:
   - name: libvirt network filter XML format
@@ -552,6 +557,48 @@ rendered:
     ip6tables:
       description: ip6tables-restore text of the rules of those bindings ('' if none).
       type: str
+objects:
+  description:
+    - Every object stored in O(state_dir) - virtual networks first, then guest NIC bindings - as the
+      whole-host reconcile that ends every run found and left it. O(state=gathered) runs that reconcile
+      in check mode; in check mode the objects are those stored before this run's own change.
+  returned: state is present, absent or gathered
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: V(network) or V(binding).
+      type: str
+      sample: binding
+    name:
+      description: Network name, or host-side interface of the binding.
+      type: str
+      sample: vnet0
+    status:
+      description:
+        - V(in_sync) (nothing to do), V(repaired) (its rules, devices or settings were rewritten by this run),
+          V(would_repair) (check mode, O(state=gathered)), V(skipped) (binding of an absent interface with
+          skip_missing_interfaces) or V(failed) (see RV(objects[].error); the run fails).
+      type: str
+      sample: repaired
+    missing:
+      description: What differed, one line per chain, rule, hook, device or setting.
+      type: list
+      elements: str
+      sample: ["missing chain ebtables nat I-vnet0-mac (2 rules)"]
+    summary:
+      description: One line about the object.
+      type: str
+      sample: "1 difference(s): missing chain ebtables nat I-vnet0-mac (2 rules)"
+    error:
+      description: Why the object could not be reconciled (null unless V(failed)).
+      type: str
+      sample: null
+in_sync:
+  description: Whether the rules of every stored binding and network are in force (O(state=gathered)).
+  returned: state is gathered
+  type: bool
+  sample: true
 ignored:
   description: Elements and attributes that were ignored because O(strict=false) (also reported as
     warnings).
@@ -566,7 +613,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options, results
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as nwfilter_schema
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import yaml_form
@@ -648,20 +695,26 @@ def make_result(module, request, outcome, ignored):
     """The module result for ``outcome`` (keys documented in RETURN)."""
     state = request.state
     if state == 'gathered':
-        return dict(changed=False, filters=list(outcome.filters))
+        return dict(changed=False, filters=list(outcome.filters), objects=results.objects(outcome.report),
+                    in_sync=results.in_sync(outcome.report))
     result = dict(changed=outcome.changed, filter=outcome.filter)
     if state == 'rendered':
         result['rendered'] = outcome.rendered
     else:
         result['rebuilt'] = list(outcome.rebuilt)
+        result['objects'] = results.objects(outcome.report)
+        result['changed'] = outcome.changed or outcome.report.changed
     if state != 'absent':
         result['ignored'] = list(ignored)
     if result['filter'] is None:
         del result['filter']
-    if module._diff and outcome.changed:
-        path = os.path.join(store.filters_dir(request.state_dir), outcome.change.name + store.SUFFIX)
-        result['diff'] = dict(before=outcome.change.before, after=outcome.change.after,
-                              before_header='%s (before)' % path, after_header='%s (after)' % path)
+    if module._diff and result['changed']:
+        own = None
+        if outcome.changed:
+            path = os.path.join(store.filters_dir(request.state_dir), outcome.change.name + store.SUFFIX)
+            own = dict(before=outcome.change.before, after=outcome.change.after,
+                       before_header='%s (before)' % path, after_header='%s (after)' % path)
+        result['diff'] = own if outcome.report is None else results.diff(own, outcome.report)
     return result
 
 
@@ -689,7 +742,11 @@ def main():
         module.fail_json(msg='cannot access state_dir %s: %s' % (module.params['state_dir'], exc))
     for warning in outcome.warnings:
         module.warn(warning)
-    module.exit_json(**make_result(module, request, outcome, ignored))
+    result = make_result(module, request, outcome, ignored)
+    if outcome.report is not None and request.state != 'gathered':
+        # the previous definition is back (nothing changed): say what could not be applied
+        results.fail_if_failed(module, outcome.report, result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

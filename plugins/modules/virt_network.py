@@ -26,13 +26,18 @@ description:
   - Optionally creates the bridge with its gateway addresses, turns on IP forwarding when the mode
     needs it (never turns it off), and puts the bridge into libvirt's firewalld zone when firewalld
     is running.
+  - Every run ends by reconciling the whole host state stored in O(state_dir) (all networks, then all
+    guest NIC bindings) in the same lock as its own change. A firewalld reload this module causes (when
+    it defines libvirt's zones) flushes other rules, the guest NIC filters among them; the closing
+    reconcile puts them back and lists them in RV(objects) as V(repaired).
 author:
   - hypervisor.netfilter contributors (@hypervisor-netfilter)
 options:
   name:
     description:
       - Name of the network (key of its state file in O(state_dir)).
-      - Required unless O(xml) is given; with O(xml) it must match the document's C(<name>) if set.
+      - Required unless O(xml) is given or O(state=gathered) (where it limits the result to that network);
+        with O(xml) it must match the document's C(<name>) if set.
       - Given alone (no O(xml), no O(bridge) or other option of the model, no O(zone)) with
         O(state=present) or O(state=rendered), the network stored under this name is applied (rendered)
         again as it was defined, for example after a reboot; its layout is kept unless
@@ -44,8 +49,10 @@ options:
       - V(absent) removes the network's rules, its firewalld zone binding and, if this module
         created it, its bridge. Rules of other networks stay.
       - V(rendered) changes nothing and returns the rules in RV(rendered).
+      - V(gathered) changes nothing and returns every stored network (or the one O(name) names) in
+        RV(networks), whether the host has all of it in RV(objects) and RV(in_sync).
     type: str
-    choices: [present, absent, rendered]
+    choices: [present, absent, rendered, gathered]
     default: present
   xml:
     description:
@@ -292,7 +299,7 @@ network:
     ipv6_no_gateway: false
 backend:
   description: The firewall layout used for this network.
-  returned: success
+  returned: state is present, absent or rendered
   type: str
   sample: nftables
 rendered:
@@ -321,23 +328,73 @@ zone:
   sample: libvirt
 changes:
   description: What was (or in check mode would be) changed, one line per item.
-  returned: success
+  returned: state is present, absent or rendered
   type: list
   elements: str
   sample: ["create bridge virbr0", "iptables rules of the LIBVIRT_* chains"]
+objects:
+  description:
+    - Every object stored in O(state_dir) - virtual networks first, then guest NIC bindings - as the
+      whole-host reconcile that ends every run found and left it. O(state=gathered) runs that reconcile
+      in check mode; in check mode the objects are those stored before this run's own change.
+  returned: state is present, absent or gathered
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: V(network) or V(binding).
+      type: str
+      sample: binding
+    name:
+      description: Network name, or host-side interface of the binding.
+      type: str
+      sample: vnet0
+    status:
+      description:
+        - V(in_sync) (nothing to do), V(repaired) (its rules, devices or settings were rewritten by this run),
+          V(would_repair) (check mode, O(state=gathered)), V(skipped) (binding of an absent interface with
+          skip_missing_interfaces) or V(failed) (see RV(objects[].error); the run fails).
+      type: str
+      sample: repaired
+    missing:
+      description: What differed, one line per chain, rule, hook, device or setting.
+      type: list
+      elements: str
+      sample: ["missing chain ebtables nat I-vnet0-mac (2 rules)"]
+    summary:
+      description: One line about the object.
+      type: str
+      sample: "1 difference(s): missing chain ebtables nat I-vnet0-mac (2 rules)"
+    error:
+      description: Why the object could not be reconciled (null unless V(failed)).
+      type: str
+      sample: null
+networks:
+  description: The stored networks (their models, as RV(network), and the layout in C(backend)).
+  returned: state is gathered
+  type: list
+  elements: dict
+in_sync:
+  description: Whether the host has everything of the networks listed in RV(objects) (O(state=gathered)).
+  returned: state is gathered
+  type: bool
+  sample: true
 forwarding:
   description: Sysctls (path below C(/proc/sys)) turned on by this run.
-  returned: success
+  returned: state is present, absent or rendered
   type: dict
   sample: {"net/ipv4/ip_forward": "1"}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import networks as network_engine
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options, results
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import host
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import module_run
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import networks as network_engine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
 
 MODEL_OPTIONS = ('bridge', 'forward_mode', 'forward_dev', 'ipv4', 'ipv6', 'ipv6_no_gateway', 'nat', 'dns')
 
@@ -347,7 +404,7 @@ def argument_spec():
     range_port = dict(start=dict(type='int', required=True), end=dict(type='int', required=True))
     spec = dict(
         name=dict(type='str'),
-        state=dict(type='str', choices=['present', 'absent', 'rendered'], default='present'),
+        state=dict(type='str', choices=['present', 'absent', 'rendered', 'gathered'], default='present'),
         xml=dict(type='str'),
         bridge=dict(type='str'),
         forward_mode=dict(type='str', choices=list(network_parse.FORWARD_MODES)),
@@ -386,32 +443,49 @@ def reapplies_stored(params):
     return params['xml'] is None and params['zone'] is None and all(params[o] is None for o in MODEL_OPTIONS)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        mutually_exclusive=[('xml', option) for option in MODEL_OPTIONS],
-        required_one_of=[('name', 'xml')],
-        supports_check_mode=True,
-    )
+def make_request(module):
+    """The engine request for the options (gathered needs none)."""
     params = module.params
     state = params['state']
-    if params['xml'] is not None:
-        options.require_lxml(module, reason='to read the xml option')
-    try:
-        spec = None
-        name = params['name']
-        if params['xml'] is not None or (state != 'absent' and not reapplies_stored(params)):
-            spec = build_spec(params)
-            name = spec.name
-        request = network_engine.Request(
-            state=state, name=name, spec=spec, firewall_backend=params['firewall_backend'],
-            xtables_backend=params['xtables_backend'], create_bridge=params['create_bridge'],
-            state_dir=params['state_dir'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'])
-        outcome = network_engine.run(request)
-    except NetfilterError as exc:
-        module.fail_json(msg=str(exc), stderr=getattr(exc, 'stderr', None) or '')
-    for warning in outcome.warnings:
+    spec = None
+    name = params['name']
+    if state != 'gathered' and (params['xml'] is not None or (state != 'absent' and not reapplies_stored(params))):
+        spec = build_spec(params)
+        name = spec.name
+    return network_engine.Request(
+        state=state, name=name, spec=spec, firewall_backend=params['firewall_backend'],
+        xtables_backend=params['xtables_backend'] or 'auto', create_bridge=params['create_bridge'],
+        state_dir=params['state_dir'], check_mode=module.check_mode, lock_timeout=params['lock_timeout'])
+
+
+def run(module, request):
+    """``(Outcome, HostReport)``: rendered touches nothing; gathered is a check-mode reconcile;
+    present and absent end with the whole-host reconcile in the same lock."""
+    if request.state == 'rendered':
+        return network_engine.run(request), None
+    if request.state == 'gathered':
+        return None, host.reconcile_host(request.state_dir, check_mode=True, lock_timeout=request.lock_timeout)
+    return module_run.change_and_reconcile(
+        request.state_dir, lambda: (network_engine.run_locked(request), {}), check_mode=request.check_mode,
+        lock_timeout=request.lock_timeout, firewalld=request.firewalld,
+        settings=module_run.given_settings(xtables_backend=module.params['xtables_backend']))
+
+
+def gathered_result(module):
+    """Every stored network (or the one O(name) names) and whether the host has all of it."""
+    wanted = module.params['name']
+    _outcome, report = run(module, make_request(module))
+    report_objects = [o for o in results.objects(report, ('network',)) if wanted in (None, o['name'])]
+    networks = [dict(n.spec.to_dict(), backend=n.backend) for n in network_store.load_all(module.params['state_dir'])
+                if wanted in (None, n.spec.name)]
+    for warning in report.warnings:
         module.warn(warning)
+    return dict(changed=False, networks=networks, objects=report_objects,
+                in_sync=all(o['status'] in results.IN_SYNC for o in report_objects))
+
+
+def make_result(module, spec, outcome, report):
+    """The module result for ``outcome`` and the closing reconcile's ``report`` (keys documented in RETURN)."""
     result = dict(changed=outcome.changed, backend=outcome.backend, changes=outcome.changes,
                   forwarding=outcome.forwarding)
     if spec is not None:
@@ -422,8 +496,38 @@ def main():
         result['rendered'] = outcome.rendered
     if outcome.zone is not None:
         result['zone'] = outcome.zone
-    if module._diff and outcome.diff:
-        result['diff'] = outcome.diff
+    if report is not None:
+        result['changed'] = outcome.changed or report.changed
+        result['objects'] = results.objects(report)
+    if module._diff and result['changed']:
+        own = outcome.diff or None
+        result['diff'] = own if report is None else results.diff(own, report)
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[('xml', option) for option in MODEL_OPTIONS],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params['state'] != 'gathered' and params['name'] is None and params['xml'] is None:
+        module.fail_json(msg='one of the following is required: name, xml')  # gathered lists them all
+    if params['xml'] is not None:
+        options.require_lxml(module, reason='to read the xml option')
+    try:
+        if params['state'] == 'gathered':
+            module.exit_json(**gathered_result(module))
+        request = make_request(module)
+        outcome, report = run(module, request)
+    except NetfilterError as exc:
+        module.fail_json(msg=str(exc), stderr=getattr(exc, 'stderr', None) or '')
+    for warning in list(outcome.warnings) + list(report.warnings if report is not None else ()):
+        module.warn(warning)
+    result = make_result(module, request.spec, outcome, report)
+    if report is not None:
+        results.fail_if_failed(module, report, result)
     module.exit_json(**result)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import DEFAULT_STATE_DIR
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.host_settings import DEFAULT_STATE_DIR
 
 VARIANTS = ('auto', 'nft', 'legacy')
 DEFAULT_LOCK_TIMEOUT = 60
@@ -31,12 +31,13 @@ def common_options():
 
 
 def xtables_options(aliases=()):
-    """``xtables_backend`` (with ``aliases``, e.g. the old name ``backend``)."""
-    return dict(xtables_backend=dict(type='str', choices=list(VARIANTS), default='auto', aliases=list(aliases)))
+    """``xtables_backend`` (with ``aliases``, e.g. the old name ``backend``); no default: a host
+    setting, the stored one applies unless the option is given."""
+    return dict(xtables_backend=dict(type='str', choices=list(VARIANTS), aliases=list(aliases)))
 
 
 def ebtables_options():
-    return dict(ebtables_backend=dict(type='str', choices=list(VARIANTS), default='auto'))
+    return dict(ebtables_backend=dict(type='str', choices=list(VARIANTS)))
 
 
 def require_lxml(module, reason=None):

@@ -5,10 +5,12 @@
 
 The module maps its options to a :class:`FilterRequest` (the document already
 parsed into a ``Filter``) and the :class:`FilterOutcome` to its result.  A
-change is planned (:func:`._store.filters.plan_define` / ``plan_undefine``),
-written unless in check mode, and the stored guest NIC bindings whose filter
-tree contains the filter are rebuilt; when that fails, the previous
-definition is put back.  Check mode runs the same code and writes nothing.
+change is planned (:func:`._store.filters.plan_define` / ``plan_undefine``)
+and written unless in check mode; then the whole host is reconciled with the
+new filters, inside the same lock (:mod:`.module_run`), which rebuilds the
+stored guest NIC bindings whose filter tree contains the filter.  When that
+fails, the previous definition is put back before the lock is released.
+Check mode runs the same code and writes nothing.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import host
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import module_run
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
 
@@ -36,8 +37,8 @@ class FilterRequest:
     nwfilter: object = None  # parsed Filter: present, rendered
     check_mode: bool = False
     lock_timeout: float = 60
-    xtables_backend: str = 'auto'
-    ebtables_backend: str = 'auto'
+    xtables_backend: str | None = None  # host settings; None: as stored
+    ebtables_backend: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,7 @@ class FilterOutcome:
     rebuilt: tuple = ()  # interfaces whose binding uses the filter and was (would be) re-applied
     rendered: dict | None = None
     warnings: tuple = ()
+    report: object = None  # HostReport of the closing (or, gathered, the check-mode) whole-host reconcile
 
     @property
     def changed(self):
@@ -70,7 +72,9 @@ def gather(request):
         if request.name not in filters:
             raise NetfilterError("no filter named '%s' (defined or built-in)" % request.name)
         filters = {request.name: filters[request.name]}
-    return FilterOutcome(filters=tuple(store.describe_filter(filters[n], defined_names) for n in sorted(filters)))
+    report = host.reconcile_host(request.state_dir, check_mode=True, lock_timeout=request.lock_timeout)
+    return FilterOutcome(filters=tuple(store.describe_filter(filters[n], defined_names) for n in sorted(filters)),
+                         report=report)
 
 
 def render(request):
@@ -90,24 +94,36 @@ def render(request):
 
 
 def change(request):
-    """Define (present) or remove (absent) a filter and rebuild the bindings that use it."""
+    """Define (present) or remove (absent) a filter, then reconcile the host with it."""
     state_dir = request.state_dir
     check = request.check_mode
-    with state_lock(state_dir, request.lock_timeout, exclusive=not check, create=not check):
+
+    def plan_and_write():
         filters = store.load_filters(state_dir)
         defined = store.load_defined(state_dir)
-        bindings = store.stored_bindings(state_dir)
         if request.state == 'present':
             planned = store.plan_define(request.nwfilter, filters, defined, str(uuid.uuid4()))
         else:
-            planned = store.plan_undefine(request.name, filters, defined, bindings)
+            planned = store.plan_undefine(request.name, filters, defined, store.stored_bindings(state_dir))
         if planned.write and not check:
             _write(state_dir, planned)
-    after = _filters_after(filters, planned)
-    # outside our lock: nic_sync.sync_host takes it itself
-    rebuilt, warnings = _rebuild_or_restore(request, planned, after, defined, bindings)
-    return FilterOutcome(change=planned, filter=_described(request.state, planned, defined),
-                         rebuilt=rebuilt, warnings=tuple(planned.notes) + warnings)
+        # check mode: the reconcile compiles the planned definition, not the stored one
+        return (planned, filters, defined), {'filters': _filters_after(filters, planned)}
+
+    def undo(done):
+        planned, _filters, defined = done
+        if planned.write and not check:
+            _restore(state_dir, planned.name, defined.get(planned.name))
+
+    (planned, filters, defined), report = module_run.change_and_reconcile(
+        state_dir, plan_and_write, undo, check_mode=check, lock_timeout=request.lock_timeout,
+        settings=module_run.given_settings(xtables_backend=request.xtables_backend,
+                                           ebtables_backend=request.ebtables_backend))
+    rebuilt = ()
+    if planned.changed and report.nics is not None:
+        rebuilt = nic_sync.filter_users(planned.name, report.nics, _filters_after(filters, planned))
+    return FilterOutcome(change=planned, filter=_described(request.state, planned, defined), rebuilt=rebuilt,
+                         warnings=tuple(planned.notes) + tuple(report.warnings), report=report)
 
 
 def _described(state, planned, defined):
@@ -145,31 +161,3 @@ def _restore(state_dir, name, previous):
         store.remove_filter(state_dir, name)
     else:
         store.save_filter(state_dir, previous)
-
-
-def _rebuild_or_restore(request, planned, after, defined, bindings):
-    """``(rebuilt, warnings)``: re-apply the bindings ``planned`` affects; if that
-    fails, put back the previous definition of the filter and re-raise."""
-    if not planned.changed or not store.affected_bindings(planned.name, after, bindings):
-        return (), ()
-    try:
-        if nics_nftables.effective_backend(request.state_dir, None) == nics_nftables.NFTABLES:
-            # The host's NIC filters use the nftables layout (stored firewall_backend).
-            result = nics_nftables.sync_host(
-                request.state_dir, filters=after, check_mode=request.check_mode, lock_timeout=request.lock_timeout,
-                xtables_backend=request.xtables_backend, ebtables_backend=request.ebtables_backend)
-            rebuilt = nic_sync.filter_users(planned.name, result, after)
-        else:
-            engine = xtables_engine.XtablesEngine(
-                xtables_engine.NWFILTER_OWNERSHIP, backend=request.xtables_backend,
-                ebtables_backend=request.ebtables_backend, state_dir=request.state_dir,
-                lock_timeout=request.lock_timeout)
-            rebuilt, result = nic_sync.rebuild_filter_users(
-                request.state_dir, planned.name, engine, filters=after, check_mode=request.check_mode,
-                lock_timeout=request.lock_timeout)
-    except NetfilterError:
-        if planned.write and not request.check_mode:
-            with state_lock(request.state_dir, request.lock_timeout):
-                _restore(request.state_dir, planned.name, defined.get(planned.name))
-        raise
-    return tuple(rebuilt), tuple(result.warnings)

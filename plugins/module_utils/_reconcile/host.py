@@ -41,6 +41,14 @@ NIC stage: guests stay filtered (fail closed).
 * ``filters``: ``{name: Filter}`` to use instead of the stored ones (a
   module that is about to store a new definition).
 * ``interface_exists_fn``: ``name -> bool`` (tests).
+* ``nic_change``: ``dict(upserts=(StoredBinding, ...), removals=(interface, ...),
+  exclusive=bool)``, the bindings a module binds or unbinds in this run: the NIC
+  stage applies the stored bindings with this change and stores the result
+  once the kernel accepted it (in check mode it only reports), so the module's
+  change and the whole-host reconcile are one NIC pass through the chosen
+  backend.  The NIC stage then runs even without ``bindings.json``, and its
+  errors are raised (the module's change failed; nothing was stored) instead
+  of reported.
 
 ``HostReport`` (frozen): ``changed`` (something was repaired, or would be in
 check mode), ``failed``, ``objects`` (tuple of :class:`ObjectReport`),
@@ -81,7 +89,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import
 
 STATUSES = ('in_sync', 'repaired', 'would_repair', 'skipped', 'failed')
 _OPTIONS = ('skip_missing_interfaces', 'xtables_backend', 'ebtables_backend', 'firewall_backend',
-            'firewalld', 'filters', 'interface_exists_fn')
+            'firewalld', 'filters', 'interface_exists_fn', 'nic_change')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +168,8 @@ def sync_nics_xtables(state_dir, check_mode, settings, runner, options):
                            ebtables_backend=settings.ebtables_backend, state_dir=state_dir, runner=runner)
     result = nic_sync.sync_nics_locked(state_dir, engine, check_mode=check_mode, filters=options.get('filters'),
                                        skip_missing_interfaces=settings.skip_missing_interfaces,
-                                       interface_exists_fn=options.get('interface_exists_fn'))
+                                       interface_exists_fn=options.get('interface_exists_fn'),
+                                       **(options.get('nic_change') or {}))
     left = nics_nftables.leave_nftables(runner, check_mode=check_mode)
     if left is None:
         return result
@@ -174,17 +183,20 @@ def sync_nics_nftables(state_dir, check_mode, settings, runner, options):
                                           skip_missing_interfaces=settings.skip_missing_interfaces,
                                           interface_exists_fn=options.get('interface_exists_fn'), runner=runner,
                                           xtables_backend=settings.xtables_backend,
-                                          ebtables_backend=settings.ebtables_backend)
+                                          ebtables_backend=settings.ebtables_backend,
+                                          **(options.get('nic_change') or {}))
 
 
 # firewall_backend -> NIC backend: (state_dir, check_mode, settings, runner, options) -> result with
-# changed, bindings, skipped, interface_details (interface, lines), sync.diff, warnings.
+# changed, bindings, skipped, interface_details (interface, lines), sync.diff, warnings; it applies
+# options['nic_change'] (upserts, removals, exclusive, coexistence) when given and stores the bindings it applied.
 NIC_BACKENDS = {'iptables': sync_nics_xtables, 'nftables': sync_nics_nftables}
 
 
 def _nic_stage(state_dir, check_mode, settings, runner, options):
     """``(objects, diff, warnings, raw result)`` of the NIC stage."""
-    if not os.path.exists(binding_store.bindings_path(state_dir)):
+    change = options.get('nic_change')
+    if change is None and not os.path.exists(binding_store.bindings_path(state_dir)):
         return (), (), (), None
     backend = NIC_BACKENDS.get(settings.firewall_backend)
     try:
@@ -193,6 +205,8 @@ def _nic_stage(state_dir, check_mode, settings, runner, options):
                                  % settings.firewall_backend)
         result = backend(state_dir, check_mode, settings, runner, options)
     except (NetfilterError, OSError) as exc:
+        if change is not None:
+            raise  # the caller's own change failed: its error, not a report
         stored = binding_store.load_bindings(state_dir)
         return tuple(ObjectReport('binding', b.interface, 'failed', summary='not reconciled', error=str(exc))
                      for b in stored or ()) or (ObjectReport('binding', '*', 'failed', error=str(exc)),), (), (), None

@@ -109,6 +109,14 @@ def run(request, runner=None):
     return out
 
 
+def run_locked(request, runner=None):
+    """:func:`run` (present or absent) for a caller that holds the ``state_dir`` lock
+    (a module that ends its run with the whole-host reconcile in the same lock)."""
+    out = Outcome()
+    _run_locked(request, runner or network_host.Runner(), out)
+    return out
+
+
 def _stored_network(stored, request):
     """The stored network a request without a spec re-applies."""
     for network in stored:

@@ -225,7 +225,7 @@ def _interface_of_chain(family, chain):
     return None
 
 
-def _check_request(upserts, removals):
+def check_request(upserts, removals):
     seen = set()
     for binding in upserts:
         if binding.interface in seen:
@@ -275,7 +275,7 @@ def sync_host(state_dir, engine, upserts=(), removals=(), exclusive=False, check
     most one restore per family, under the state_dir lock (see
     :func:`sync_nics_locked` for callers that hold it).
     """
-    _check_request(upserts, removals)
+    check_request(upserts, removals)
     with state_lock(state_dir, lock_timeout, exclusive=not check_mode, create=not check_mode):
         return sync_nics_locked(state_dir, engine, upserts=upserts, removals=removals, exclusive=exclusive,
                                 check_mode=check_mode, filters=filters,
@@ -306,7 +306,7 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
 
     ``coexistence`` (a ``_host.libvirt_nwfilter.Coexistence``): refuse to bind an
     interface that is new to the store while libvirt's nwfilter driver owns it."""
-    requested = _check_request(upserts, removals)
+    requested = check_request(upserts, removals)
     stored = load_bindings(state_dir)
     final, added, updated, removed = _merge_request(stored, upserts, removals, exclusive, requested)
     if coexistence is not None:

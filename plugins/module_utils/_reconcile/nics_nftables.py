@@ -206,7 +206,7 @@ def interface_details(result):
 
 def sync_host(state_dir, upserts=(), removals=(), exclusive=False, check_mode=False, lock_timeout=60, **kwargs):
     """:func:`sync_nics_locked` under the ``state_dir`` lock."""
-    nic_sync._check_request(upserts, removals)  # pylint: disable=protected-access
+    nic_sync.check_request(upserts, removals)  # pylint: disable=protected-access
     with state_lock(state_dir, lock_timeout, exclusive=not check_mode, create=not check_mode):
         return sync_nics_locked(state_dir, upserts=upserts, removals=removals, exclusive=exclusive,
                                 check_mode=check_mode, **kwargs)
@@ -220,7 +220,7 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
     ``coexistence``: as there, refuse interfaces new to the store that libvirt's nwfilter driver owns
     (its binding file, or chains we did not make, which the move to nftables would otherwise delete)."""
     # pylint: disable=protected-access
-    requested = nic_sync._check_request(upserts, removals)
+    requested = nic_sync.check_request(upserts, removals)
     stored = load_bindings(state_dir)
     final, added, updated, removed = nic_sync._merge_request(stored, upserts, removals, exclusive, requested)
     if coexistence is not None:

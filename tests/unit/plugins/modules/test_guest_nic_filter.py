@@ -12,6 +12,8 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import host as host_reconcile
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine as xtables_apply
 from ansible_collections.hypervisor.netfilter.plugins.modules import guest_nic_filter
@@ -34,14 +36,14 @@ def host(tmp_path, monkeypatch):
     _engine, kernels = make_engine(tmp_path / 'unused')
     made = []
 
-    def fake_engine(ownership, backend='auto', ebtables_backend='auto', state_dir=None, lock_timeout=60):
+    def fake_engine(ownership, backend='auto', ebtables_backend='auto', state_dir=None, runner=None):
         engine, _k = make_engine(tmp_path / 'unused')
         engine.runner.kernels = kernels
         engine.cache = xtables_apply.CanonicalCache(state_dir + '/cache/canonical-test.json')
         made.append((backend, ebtables_backend))
         return engine
 
-    monkeypatch.setattr(guest_nic_filter, 'XtablesEngine', fake_engine)
+    monkeypatch.setattr(host_reconcile, 'XtablesEngine', fake_engine)  # the NIC stage of the closing reconcile
     monkeypatch.setattr(nic_sync, 'interface_exists', lambda name: name.startswith('vnet'))
     kernels['made'] = made
     return kernels
@@ -99,6 +101,35 @@ def test_many_nics_exclusive_and_absent(run, host):
     assert not run(state='absent', interface='vnet1')['changed']
 
 
+def test_present_without_nics_reapplies_every_stored_binding(run, host):
+    run(nics=[NIC0, NIC1])
+    applied = dict((k, list(v)) for k, v in host['ebtables'].tables['nat'].items())
+    assert not run()['changed']  # nothing restated, nothing to do
+    host['ebtables'].tables['nat']['I-vnet1-mac'] = []  # someone flushed one chain
+    check = run(check=True)
+    assert check['changed'] and [(o['name'], o['status']) for o in check['objects']] == [
+        ('vnet0', 'in_sync'), ('vnet1', 'would_repair')]
+    assert host['ebtables'].tables['nat']['I-vnet1-mac'] == []
+    repaired = run()
+    assert repaired['changed'] and repaired['added'] == [] and repaired['interfaces_changed'] == ['vnet1']
+    assert [(o['name'], o['status']) for o in repaired['objects']] == [('vnet0', 'in_sync'), ('vnet1', 'repaired')]
+    assert dict((k, list(v)) for k, v in host['ebtables'].tables['nat'].items()) == applied
+
+
+def test_gathered_lists_bindings_and_whether_they_are_in_force(run, host):
+    run(nics=[NIC0, NIC1])
+    host['ebtables'].tables['nat']['I-vnet0-mac'] = []
+    restores = host['ebtables'].restores
+    result = run(state='gathered')
+    assert result['changed'] is False and result['in_sync'] is False
+    assert [b['interface'] for b in result['bindings']] == ['vnet0', 'vnet1']
+    vnet0 = [o for o in result['objects'] if o['name'] == 'vnet0'][0]
+    assert vnet0['status'] == 'would_repair' and any('I-vnet0-mac' in line for line in vnet0['missing'])
+    assert host['ebtables'].restores == restores and host['ebtables'].tables['nat']['I-vnet0-mac'] == []
+    one = run(state='gathered', interface='vnet1')
+    assert [b['interface'] for b in one['bindings']] == ['vnet1'] and one['in_sync'] is True
+
+
 def test_binding_xml(run, host):
     result = run(binding_xml=BINDING_XML)
     assert result['bindings'] == [dict(interface='vnet7', mac='52:54:00:11:22:33', filter='clean-traffic',
@@ -116,11 +147,24 @@ def test_rendered_touches_nothing(run, host):
     assert binding_store.load_bindings(run.state_dir) == ()
 
 
-def test_missing_interface_is_stored_and_warned(run, host):
+def test_missing_interface_gets_its_rules_by_default(run, host):
+    """Fail closed: a NIC bound before its tap exists is filtered from the tap's first frame."""
     result = run(interface='tap9', mac='52:54:00:00:00:09', filter='clean-traffic', parameters={'IP': '10.0.0.9'})
+    assert result['missing_interfaces'] == ['tap9'] and result['changed'] and result['kernel_changed']
+    assert '-s 52:54:00:00:00:09 -j RETURN' in host['ebtables'].tables['nat']['I-tap9-mac']
+    assert [(o['name'], o['status']) for o in result['objects']] == [('tap9', 'repaired')]
+    assert not run(interface='tap9', mac='52:54:00:00:00:09', filter='clean-traffic',
+                   parameters={'IP': '10.0.0.9'})['changed']
+
+
+def test_missing_interface_is_stored_and_warned(run, host):
+    result = run(interface='tap9', mac='52:54:00:00:00:09', filter='clean-traffic', parameters={'IP': '10.0.0.9'},
+                 skip_missing_interfaces=True)
     assert result['missing_interfaces'] == ['tap9'] and result['changed'] and not result['kernel_changed']
     texts = [w['event']['msg'] if isinstance(w, dict) else w for w in result['warnings']]
     assert any('tap9 does not exist' in t for t in texts)
+    assert [(o['name'], o['status']) for o in result['objects']] == [('tap9', 'skipped')]
+    assert host_settings.load_host_settings(run.state_dir).skip_missing_interfaces is True  # a host setting
 
 
 @pytest.mark.parametrize('args, message', [
@@ -132,7 +176,8 @@ def test_missing_interface_is_stored_and_warned(run, host):
     (dict(interface='vnet0', mac='52:54:00:00:00:01', filter='no-such-filter'), 'no-such-filter'),
     (dict(interface='vnet0', mac='52:54:00:00:00:01', filter='clean-traffic', parameters={}), 'IP'),
     (dict(nics=[NIC0, NIC0]), 'listed twice'),
-    (dict(), 'needs interface, binding_xml or nics'),
+    (dict(state='absent'), 'needs interface, binding_xml or nics'),
+    (dict(exclusive=True), 'exclusive=true needs the complete list in nics'),
     (dict(binding_xml='<filterbinding><portdev name="v"/></filterbinding>'), 'mac'),
 ])
 def test_bad_input_changes_nothing(run, host, args, message):

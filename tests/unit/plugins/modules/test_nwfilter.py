@@ -13,9 +13,9 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import host
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine as xtables_apply
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.modules import nwfilter
@@ -184,29 +184,26 @@ def test_absent_is_refused_while_used(run, monkeypatch):
     assert run(name='base', state='absent')['changed'] is True
 
 
-class FakeEngine(object):
-    def __init__(self, ownership, **kwargs):
-        self.ownership = ownership
-        self.kwargs = kwargs
-
-
 @pytest.fixture
-def rebuilds(monkeypatch):
-    """Record nic_sync.rebuild_filter_users calls; bindings: vnet0/vnet2 -> top, vnet1 -> allow-arp."""
+def rebuilds(monkeypatch, run):
+    """Record the NIC stage of the closing host reconcile (a fake xtables NIC backend);
+    bindings: vnet0/vnet2 -> top, vnet1 -> allow-arp (a binding using 'explode' fails)."""
     calls = []
     monkeypatch.setattr(store, 'stored_bindings',
                         lambda state_dir: (('vnet0', 'top'), ('vnet1', 'allow-arp'), ('vnet2', 'top')))
 
-    def fake_rebuild(state_dir, filter_name, engine, filters=None, check_mode=False, **kwargs):
-        calls.append(dict(filter=filter_name, check_mode=check_mode, filters=filters, engine=engine))
-        if filter_name == 'explode':
+    def fake_backend(state_dir, check_mode, settings, runner, options):
+        filters = options['filters']
+        bound = store.stored_bindings(state_dir)
+        calls.append(dict(check_mode=check_mode, filters=filters, settings=settings))
+        if any('explode' in store.reference_closure(top, filters) for _i, top in bound):
             raise CommandError('iptables-restore failed: line 3', ['iptables-restore'], 1, 'line 3')
-        users = tuple(i for i, top in (('vnet0', 'top'), ('vnet2', 'top'))
-                      if filter_name in store.reference_closure(top, filters))
-        return users, types.SimpleNamespace(warnings=('interface vnet9 does not exist',))
+        return types.SimpleNamespace(
+            bindings=tuple(types.SimpleNamespace(interface=i, filter=top) for i, top in bound), skipped=(),
+            interface_details=(), sync=types.SimpleNamespace(diff=()), warnings=('interface vnet9 does not exist',))
 
-    monkeypatch.setattr(nic_sync, 'rebuild_filter_users', fake_rebuild)
-    monkeypatch.setattr(xtables_apply, 'XtablesEngine', FakeEngine)
+    monkeypatch.setitem(host.NIC_BACKENDS, 'iptables', fake_backend)
+    binding_store.save_bindings(run.state_dir, ())  # the host has bindings.json: the NIC stage runs
     return calls
 
 
@@ -214,17 +211,22 @@ def test_changes_rebuild_the_bindings_that_use_the_filter(run, rebuilds):
     result = run(xml="<filter name='top'><filterref filter='base'/></filter>", backend='legacy')
     assert result['rebuilt'] == ['vnet0', 'vnet2'] and len(rebuilds) == 1
     call = rebuilds[0]
-    assert call['filter'] == 'top' and call['check_mode'] is False
-    assert call['engine'].kwargs['backend'] == 'legacy' and call['engine'].ownership is xtables_apply.NWFILTER_OWNERSHIP
+    assert call['check_mode'] is False and call['settings'].xtables_backend == 'legacy'
     assert 'top' in call['filters'] and len(call['filters']) == 25  # the new definition, with the built-ins
     assert 'interface vnet9 does not exist' in warnings(result)
+    assert host_settings.load_host_settings(run.state_dir).xtables_backend == 'legacy'  # a host setting now
     result = run(xml="<filter name='base'><rule action='accept' direction='in'><all/></rule></filter>", check=True)
     assert result['rebuilt'] == ['vnet0', 'vnet2'] and rebuilds[-1]['check_mode'] is True
     assert 'base' in rebuilds[-1]['filters']  # check mode: the planned definition is compiled, not stored
+    assert rebuilds[-1]['settings'].xtables_backend == 'legacy'  # the stored setting, not given this time
     del rebuilds[:]
-    assert run(xml="<filter name='top'><filterref filter='base'/></filter>")['changed'] is False
+    unchanged = run(xml="<filter name='top'><filterref filter='base'/></filter>")
+    assert unchanged['changed'] is False and unchanged['rebuilt'] == []
     assert run(xml="<filter name='lonely'/>")['rebuilt'] == []
-    assert rebuilds == []  # unchanged filters and filters nobody uses rebuild nothing
+    # unchanged filters and filters nobody uses rebuild nothing; the closing reconcile still ran
+    assert len(rebuilds) == 2
+    assert [(o['kind'], o['name'], o['status']) for o in unchanged['objects']] == [
+        ('binding', 'vnet0', 'in_sync'), ('binding', 'vnet1', 'in_sync'), ('binding', 'vnet2', 'in_sync')]
 
 
 def test_a_failed_rebuild_restores_the_previous_definition(run, rebuilds, monkeypatch):

@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run a real ``ansible-playbook`` inside a namespace and get every task's result.
+
+:func:`run_tasks` writes a one-play playbook (JSON is YAML) whose tasks are
+the given module calls, each registered and written out as JSON (also in
+check mode), runs it with ``ip netns exec`` in the given namespace (the
+modules are shipped by AnsiballZ as on a real host, from the checkout the
+tests run in) and returns the results in task order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(REPO, '.ansible', 'collections')  # tests/conftest.py links the checkout there
+
+
+def playbook_binary():
+    """ansible-playbook of the interpreter running the tests, else the one on PATH (None: none)."""
+    candidate = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+    return candidate if os.path.exists(candidate) else shutil.which('ansible-playbook')
+
+
+def run_tasks(ns, directory, tasks, check=False, diff=False, env=None, expect_rc=0):
+    """Run ``tasks`` (``[(module name, args)]``) as one play in ``ns``; returns
+    ``(results, proc)`` with one registered result dict per task."""
+    directory = str(directory)
+    play = []
+    result_files = []
+    for index, (module, args) in enumerate(tasks):
+        result_file = os.path.join(directory, 'result-%d.json' % index)
+        if os.path.exists(result_file):
+            os.unlink(result_file)
+        result_files.append(result_file)
+        name = 'out%d' % index
+        play.append({'name': 'task %d' % index, module: args, 'register': name, 'ignore_errors': expect_rc != 0})
+        play.append({'ansible.builtin.copy': {'content': '{{ %s | to_json }}' % name, 'dest': result_file},
+                     'check_mode': False, 'diff': False})
+    playbook = os.path.join(directory, 'play.yml')
+    with open(playbook, 'w') as handle:
+        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': play}], handle)
+    argv = [playbook_binary(), '-i', 'localhost,', '-c', 'local', playbook,
+            '-e', 'ansible_python_interpreter=%s' % sys.executable]
+    if check:
+        argv.append('--check')
+    if diff:
+        argv.append('--diff')
+    run_env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING='False',
+                   ANSIBLE_NOCOLOR='1')
+    run_env.update(env or {})
+    proc = ns.run(argv, check=False, env=run_env, timeout=600)
+    assert proc.returncode == expect_rc, proc.stdout[-4000:] + proc.stderr[-2000:]
+    results = []
+    for path in result_files:
+        with open(path) as handle:
+            results.append(json.load(handle))
+    return results, proc
