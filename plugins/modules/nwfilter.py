@@ -346,9 +346,10 @@ options:
     description:
       - V(true) rejects elements and attributes the nwfilter format does not know (for example the
         misspelt C(srcporttend)), and values libvirt reads only by ignoring part of them (a rule
-        priority outside -1000..1000, C(statematch='no'), text after a MAC address or a variable,
-        a variable in C(state), an attribute given twice in one rule, a filter priority without a
-        chain, a comment over 256 characters); the error names the attribute.
+        priority that is not an integer in -1000..1000, C(statematch='no'), text after a MAC
+        address or a variable, a variable in C(state), an attribute given twice in one rule, a
+        filter priority without a chain, a comment over 256 characters); the error names the
+        attribute.
       - V(false) accepts and ignores them, exactly as libvirt does, and reports each ignored item as
         a warning. Illegal values of known attributes are errors in both modes.
       - In both modes a C(<filterref>) parameter whose name or value libvirt does not allow (value

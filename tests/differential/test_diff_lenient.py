@@ -57,6 +57,14 @@ IGNORED = {
                                                  "<tcp dstportstart='80'/></rule>\n"
                                                  "<rule action='drop' direction='out' priority='600'>"
                                                  "<tcp dstportstart='81'/></rule>"), 'lv-rp', {}, 'priority'),
+    'rule-priority-not-a-number': (_one('lv-pn', "<rule action='drop' direction='out' priority='400'>"
+                                                 "<tcp dstportstart='81'/></rule>\n"
+                                                 "<rule action='drop' direction='out' priority='0x10'>"
+                                                 "<tcp dstportstart='80'/></rule>"), 'lv-pn', {}, 'priority'),
+    'rule-priority-with-leading-blank': (_one('lv-pb', "<rule action='drop' direction='out' priority='300'>"
+                                                       "<tcp dstportstart='81'/></rule>\n"
+                                                       "<rule action='drop' direction='out' priority=' 100'>"
+                                                       "<tcp dstportstart='80'/></rule>"), 'lv-pb', {}, None),
     'statematch-no-means-on': (_one('lv-sm', "<rule action='accept' direction='out' statematch='no'>"
                                              "<tcp dstportstart='80'/></rule>"), 'lv-sm', {}, 'statematch'),
     'gratuitous-other-text-means-false': (_one('lv-gr', "<rule action='drop' direction='out'>"

@@ -194,23 +194,25 @@ def _parse_filter_priority(element, name, chain, chain_given, source, strict=Fal
     return P.CHAIN_DEFAULT_PRIORITY[chain_prefix(chain)], None
 
 
+_RULE_PRIORITY = re.compile(r'^[ \t\n\r\f\v]*[+-]?[0-9]+$')  # what virStrToLong_i reads (strtol, base 10)
+
+
 def _parse_rule_priority(element, name, position, source, strict):
+    """libvirt uses a rule priority it can read as an integer in [-1000, 1000]
+    and silently uses 500 for anything else (checked with libvirt-oracle):
+    strict mode refuses those, lenient mode does as libvirt."""
     text = element.get('priority')
     if text is None:
         return P.RULE_PRIORITY_DEFAULT
-    if not _INT.match(text):
-        raise FilterError('rule priority must be an integer', filter_name=name,
-                          rule='rule #%d (line %s)' % (position, element.sourceline),
+    number = int(text) if _RULE_PRIORITY.match(text) else None
+    if number is not None and P.PRIORITY_MIN <= number <= P.PRIORITY_MAX:
+        return number
+    if strict:
+        raise FilterError('rule priority must be an integer in [%d, %d] (libvirt silently uses %d instead; '
+                          'strict: false does too)' % (P.PRIORITY_MIN, P.PRIORITY_MAX, P.RULE_PRIORITY_DEFAULT),
+                          filter_name=name, rule='rule #%d (line %s)' % (position, element.sourceline),
                           attribute='priority', value=text, source=source)
-    number = int(text)
-    if not P.PRIORITY_MIN <= number <= P.PRIORITY_MAX:
-        if strict:
-            raise FilterError('rule priority must be in [%d, %d] (libvirt silently uses %d instead; strict: false '
-                              'does too)' % (P.PRIORITY_MIN, P.PRIORITY_MAX, P.RULE_PRIORITY_DEFAULT),
-                              filter_name=name, rule='rule #%d (line %s)' % (position, element.sourceline),
-                              attribute='priority', value=text, source=source)
-        return P.RULE_PRIORITY_DEFAULT  # libvirt silently falls back to the default
-    return number
+    return P.RULE_PRIORITY_DEFAULT
 
 
 def _parse_rule(element, filter_name, position, strict, source):

@@ -86,7 +86,7 @@ def test_rule_attributes():
         "  <rule action='accept' direction='in' priority='500'>\n    <all/>\n  </rule>"
     with pytest.raises(FilterError, match="attribute 'statematch', value 'no'"):
         one_rule('', "action='accept' direction='in' statematch='no'")
-    with pytest.raises(FilterError, match="attribute 'priority', value '5000': rule priority must be in"):
+    with pytest.raises(FilterError, match="attribute 'priority', value '5000': rule priority must be an integer in"):
         one_rule('<all/>', "action='accept' direction='in' priority='5000'")
 
 

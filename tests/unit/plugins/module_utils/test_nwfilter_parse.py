@@ -57,13 +57,24 @@ def test_error_names_filter_rule_attribute_and_value():
     "<rule action='allow' direction='in'/>",
     "<rule action='accept' direction='both'/>",
     "<rule direction='in'/>",
-    "<rule action='accept' direction='in' priority='x'/>",
     "<rule action='accept' direction='in'><ip srcportstart='10'/></rule>",
     "<rule action='accept' direction='in'><ip protocol='icmp' srcportstart='10'/></rule>",
 ])
 def test_bad_rules(rule):
     with pytest.raises(FilterError):
         parse(rule)
+
+
+@pytest.mark.parametrize('text,lenient', [('x', 500), ('0x10', 500), ('', 500), ('5000', 500), (' 100', 100)])
+def test_rule_priority_libvirt_cannot_read_is_500_when_lenient_and_refused_when_strict(text, lenient):
+    # libvirt (checked with libvirt-oracle) uses 500 for what virStrToLong_i cannot read or is out of range
+    rule = "<rule action='accept' direction='in' priority='%s'/>" % text
+    assert parse(rule).rules[0].priority == lenient
+    if lenient == 500:
+        with pytest.raises(FilterError, match="attribute 'priority'"):
+            parse(rule, strict=True)
+    else:
+        assert parse(rule, strict=True).rules[0].priority == lenient
 
 
 def test_negation_leaders():

@@ -73,7 +73,7 @@ def test_negation_statematch_variables_comments_and_dashed_names():
     ({'action': 'accept', 'direction': 'in', 'tcp': {'srcporttend': 3}},
      "rules[1] (priority 500), key 'tcp.srcporttend', value '3': schema violation: unknown attribute"),
     ({'action': 'accept', 'direction': 'in', 'priority': 2000, 'udp': {}},
-     "rules[1] (priority 2000), key 'priority', value '2000': rule priority must be in"),
+     "rules[1] (priority 2000), key 'priority', value '2000': rule priority must be an integer in"),
     ({'action': 'jump', 'direction': 'in'}, "rules[1] (priority 500), key 'action', value 'jump'"),
     ({'action': 'accept', 'direction': 'in', 'tcp': {'dstportstart': None}},
      "rules[1] (priority 500), key 'tcp.dstportstart': a value is required"),
