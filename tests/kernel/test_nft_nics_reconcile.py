@@ -96,3 +96,41 @@ def test_sync_host_stores_after_apply_and_reports_interfaces(ns, tmp_path):
     assert len(binding_store.load_bindings(state_dir)) == 3
     removed = nics_nftables.sync_host(state_dir, removals=['vnet2'], **kwargs)
     assert removed.removed == ('vnet2',) and removed.interfaces_changed == ('vnet2',)
+
+
+def test_incremental_path_and_its_limits(ns, tmp_path):
+    """After a run, NIC changes on existing chains are element writes without reading the table;
+    any commit by someone else (a drift) sends the next run down the full path, which repairs."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
+    state_dir = str(tmp_path / 'state')
+    kwargs = dict(runner=NsRunner(ns), interface_exists_fn=lambda name: True)
+    nics_nftables.sync_host(state_dir, upserts=[binding(i) for i in range(5)], **kwargs)
+    reference = nft_nics.read_live(NsRunner(ns))
+
+    def reads(result):
+        return [argv for kind, argv in kwargs['runner'].calls if 'list' in argv and kind == 'read']
+
+    kwargs['runner'].calls[:] = []
+    changed = nics_nftables.sync_host(state_dir, upserts=[binding(2, ips=['10.1.8.2'])], **kwargs)
+    assert changed.kernel_changed and changed.interfaces_changed == ('vnet2',)
+    assert reads(changed) == []  # the table was not read: nothing was committed since the last run
+    script = changed.sync.result.nft_plan.script.splitlines()
+    assert len(script) == 4 and all('"vnet2"' in line for line in script), script  # IP and ARP IP sets
+    added = nics_nftables.sync_host(state_dir, upserts=[binding(7)], **kwargs)
+    assert added.added == ('vnet7',) and added.sync.result.layout is None  # incremental too
+    removed = nics_nftables.sync_host(state_dir, removals=['vnet7'], **kwargs)
+    assert removed.removed == ('vnet7',) and removed.sync.result.layout is None
+    back = nics_nftables.sync_host(state_dir, upserts=[binding(2)], **kwargs)
+    assert back.kernel_changed and nft_nics.read_live(NsRunner(ns)) == reference
+
+    # A drift: the element goes, the next run reads, finds and repairs it.
+    ns.run(['nft', 'delete', 'element', 'bridge', 'hnf_nic', 'eth-in', '{ "vnet3" }'])
+    check = nics_nftables.sync_host(state_dir, check_mode=True, **kwargs)
+    assert check.kernel_changed and check.interfaces_changed == ('vnet3',)
+    repaired = nics_nftables.sync_host(state_dir, **kwargs)
+    assert repaired.kernel_changed and repaired.sync.result.layout is not None
+    assert nft_nics.read_live(NsRunner(ns)) == reference
+    # A NIC on another filter needs new chains: the full path.
+    other = nics_nftables.sync_host(state_dir, upserts=[binding(9, 'no-mac-spoofing')], **kwargs)
+    assert other.kernel_changed and other.sync.result.nft_plan.chains_added
+    assert not nics_nftables.sync_host(state_dir, **kwargs).kernel_changed

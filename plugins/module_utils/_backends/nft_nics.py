@@ -25,6 +25,7 @@ import os
 import re
 import sys
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics_fast as FAST
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as L
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables_match as M
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
@@ -474,7 +475,8 @@ def diff_dict(nft_plan):
 class NicSyncResult:
     """Outcome of :func:`sync_nics`: ``changed`` (kernel), the nft plan, the xtables plan of NICs kept
     there (or None), Ansible ``diff`` dicts, ``writes`` (argv run to write), per-NIC ``nics``
-    (:class:`nwfilter_nftables.NicLayout`), ``warnings`` and the desired ``layout``."""
+    (:class:`nwfilter_nftables.NicLayout`), ``warnings`` and the desired ``layout``.  After the
+    incremental path (:mod:`nft_nics_fast`) ``layout`` is None and ``nics`` holds the changed NICs only."""
 
     changed: bool
     nft_plan: NftPlan
@@ -488,7 +490,7 @@ class NicSyncResult:
 
 
 def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode=False, fail_closed=(),
-              conntrack=None, compile_cache=None, check_xtables=None):
+              conntrack=None, compile_cache=None, check_xtables=None, canonical=None):
     """Make ``table bridge hnf_nic`` (and, through ``engine``, the xtables rules of NICs that must stay
     there) match ``bindings``.  The caller holds the state_dir lock.
 
@@ -498,16 +500,30 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
     Order: nftables first, then xtables, so a NIC moving between layouts is filtered by one or both,
     never by none.
     """
-    canonical = Canonical(state_dir)
+    if canonical is None:
+        canonical = Canonical(state_dir)
     if conntrack is None:
         conntrack = probe_bridge_conntrack(runner, canonical)
-    layout = L.compile_layout(bindings, filters, conntrack=conntrack, fail_closed=check_patterns(fail_closed),
+    fail_closed = check_patterns(fail_closed)
+    writes_before = len(runner.writes())
+    # The incremental path: nothing committed since our last run, only set/map elements differ.
+    snapshot = keys = generation = None
+    context = {'tool': canonical.tool, 'conntrack': conntrack, 'fail_closed': list(fail_closed)}
+    if state_dir and compile_cache is not None and (engine is None or all(
+            b.name == 'nft' for b in engine.backends.values())):
+        snapshot = FAST.Snapshot(state_dir)
+        generation = FAST.genid(runner)
+        keys = dict((b.interface, compile_cache.key(b, filters, conntrack)) for b in bindings)
+        fast = _fast(runner, snapshot, generation, context, bindings, keys, filters, conntrack, compile_cache,
+                     check_mode)
+        if fast is not None:
+            return dataclasses.replace(fast, writes=tuple(runner.writes()[writes_before:]))
+    layout = L.compile_layout(bindings, filters, conntrack=conntrack, fail_closed=fail_closed,
                               cache=compile_cache)
     warnings = tuple(w for nic in layout.nics for w in nic.warnings)
     if layout.xtables.tables and engine is None:
         raise NftError('interfaces %s need the xtables layout, which is not available here'
                        % ', '.join(n.interface for n in layout.nics if n.mode != L.NFT))
-    writes_before = len(runner.writes())
     xt_plan = None
     if engine is not None:
         texts = engine.read_texts()
@@ -524,6 +540,15 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
             engine.cache.save()
         canonical.save(set(chain_key(c.name, layout) for c in layout.chains)
                        | set(chain_key(b.name, layout) for b in L.BASE_CHAINS))
+        if snapshot is not None:
+            # Record only when the table is now exactly the layout and our write was the only commit.
+            after = FAST.genid(runner)
+            commits = 1 if nft_plan.changed else 0
+            if generation is not None and after == generation + commits and not layout.xtables.tables and \
+                    not (xt_plan is not None and xt_plan.changed):
+                snapshot.record(after, context, keys, layout)
+            else:
+                snapshot.forget()
     diffs = []
     nft_diff = diff_dict(nft_plan)
     if nft_diff:
@@ -535,6 +560,42 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
     writes = tuple(runner.writes()[writes_before:])
     return NicSyncResult(changed, nft_plan, xt_plan, tuple(diffs), writes, layout.nics, warnings, layout,
                          nft_plan.interfaces)
+
+
+def _fast(runner, snapshot, generation, context, bindings, keys, filters, conntrack, compile_cache, check_mode):
+    """A NicSyncResult from the incremental path, or None."""
+
+    def compile_one(binding):
+        key = keys[binding.interface]
+        result = compile_cache.get(key)
+        if result is None:
+            result = L.compile_nic(binding.interface, binding.mac, binding.filter, binding.parameters, filters,
+                                   conntrack)
+            compile_cache.put(key, result)
+        return result
+
+    made = FAST.fast_plan(snapshot, generation, context, bindings, keys, compile_one)
+    if made is None:
+        return None
+    script, changes = made
+    nft_plan = NftPlan(script, elements_added=changes['elements_added'], elements_deleted=changes['elements_deleted'],
+                       interfaces=changes['interfaces'],
+                       before=tuple('element %s %s' % item for item in changes['elements_deleted']),
+                       after=tuple('element %s %s' % item for item in changes['elements_added']))
+    if script and not check_mode:
+        apply(runner, nft_plan)
+        after = FAST.genid(runner)
+        if after == generation + 1:
+            FAST.write(snapshot, FAST.updated(snapshot, after, changes))
+        else:
+            snapshot.forget()
+    # Only the NICs that changed (the others' entries stay packed in the snapshot).
+    entries = changes['entries']
+    nics = tuple(L.NicLayout(name, entry['m'], '', tuple(tuple(d) for d in entry['d']), tuple(entry['w']))
+                 for name, entry in sorted(entries.items()))
+    diff = diff_dict(nft_plan)
+    return NicSyncResult(bool(script), nft_plan, None, (diff,) if diff else (), (), nics,
+                         tuple(w for nic in nics for w in nic.warnings), None, nft_plan.interfaces)
 
 
 _PATTERN = re.compile(r'^[A-Za-z0-9_.:@-]{1,15}\*?$')

@@ -52,6 +52,11 @@ class NftCompiledCache:
         self.memory = {}
         self.dirty = False
         self._trees = {}
+        self.loaded = False
+
+    def _load_file(self):
+        # Lazily: the incremental path only needs keys, not the cached compilations.
+        self.loaded = True
         if self.path and os.path.exists(self.path):
             try:
                 with open(self.path, encoding='utf-8') as handle:
@@ -60,8 +65,9 @@ class NftCompiledCache:
                 data = None  # a damaged cache only costs a recompilation
             if isinstance(data, dict) and data.get('version') == self.VERSION:
                 self.nics = data.get('nics') or {}
-                self.chains = data.get('chains') or {}
-                self.sets = data.get('sets') or {}
+                for mine, stored in ((self.chains, data.get('chains')), (self.sets, data.get('sets'))):
+                    for name, value in (stored or {}).items():
+                        mine.setdefault(name, value)
 
     def _tree(self, filter_name, filters):
         digest = self._trees.get(filter_name)
@@ -85,6 +91,8 @@ class NftCompiledCache:
     def get(self, key):
         if key in self.memory:
             return self.memory[key]
+        if not self.loaded:
+            self._load_file()
         data = self.nics.get(key)
         if data is None:
             return None
@@ -125,7 +133,8 @@ class NftCompiledCache:
                 'x': nic_sync.ruleset_to_data(result.xtables)}
 
     def save(self):
-        if not self.path or (not self.dirty and len(self.used) == len(self.nics)):
+        # Never written from a run that did not load it (it would lose the other NICs' entries).
+        if not self.path or not self.loaded or (not self.dirty and len(self.used) == len(self.nics)):
             return
         chains = set(name for data in self.used.values() for name in data['c'])
         sets = set(name for data in self.used.values() for name, _e in data['s'])
@@ -166,6 +175,8 @@ class NftSyncView:
 
 def _chain_users(result):
     """chain name -> interfaces that reach it (dispatch targets and the sub-chains they jump to)."""
+    if result.layout is None:
+        return {}  # the incremental path: no chain changed
     rules = dict((c.name, c.rules) for c in result.layout.chains)
     users = {}
     for nic in result.nics:
@@ -233,14 +244,15 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
     engine = XtablesEngine(NWFILTER_OWNERSHIP, backend=xtables_backend, ebtables_backend=ebtables_backend,
                            state_dir=state_dir, runner=runner)
     cache = NftCompiledCache(state_dir)
-    conntrack = nft_nics.probe_bridge_conntrack(engine.runner, nft_nics.Canonical(state_dir))
+    canonical = nft_nics.Canonical(state_dir)
+    conntrack = nft_nics.probe_bridge_conntrack(engine.runner, canonical)
     # Bindings given now are compiled even when they are skipped: bad input fails here.
     active_names = set(b.interface for b in active)
     layout.compile_layout([b for b in upserts if b.interface not in active_names], filters, conntrack=conntrack,
                           cache=cache)
     result = nft_nics.sync_nics(engine.runner, active, filters, engine=engine, state_dir=state_dir,
                                 check_mode=check_mode, fail_closed=fail_closed, conntrack=conntrack,
-                                compile_cache=cache,
+                                compile_cache=cache, canonical=canonical,
                                 check_xtables=(lambda texts: coexistence.check_chains(added, texts))
                                 if coexistence is not None and added else None)
     if not check_mode:

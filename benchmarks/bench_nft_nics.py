@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark of the guest NIC filter layouts: iptables (libvirt's) vs nftables (ours). Not a test.
+
+    sudo python benchmarks/bench_nft_nics.py [--sizes 0,100,1000] [--seconds 2] [--repeat 3]
+
+Everything runs in throwaway network namespaces (tests/lib/netns.py), in one run:
+
+1. Packet rate: two guests on a bridge, both bound to clean-traffic, plus N
+   other filtered NICs (clean-traffic bindings of taps that do not exist: their
+   rules are in the kernel all the same).  Guest 0 sends small UDP frames (60
+   bytes) to guest 1 for --seconds; the rate is what guest 1's interface
+   received per second (kernel counter).  Layouts:
+   ``none`` (no rules), ``iptables`` (libvirt's ebtables/iptables chains) and
+   ``nftables`` (table bridge hnf_nic).  br_netfilter is on for all three.
+   The layouts are interleaved and the best of --repeat runs is kept (other
+   jobs on a shared machine only ever lower a rate).
+2. Kernel objects at the largest N: rules, chains and set/map elements as
+   ``nft -j list ruleset`` counts them (ebtables-nft and iptables-nft rules are
+   nftables rules too).
+3. Times at the largest N, nftables layout, measured inside the namespace as
+   a module runs (the NIC stage ``_reconcile.nics_nftables.sync_host``: store,
+   compile cache, read, diff, one ``nft -f``), Ansible's own start-up excluded:
+   apply (empty host and state_dir), no-op (the same again), one-NIC change
+   (one NIC gets another IP), and the engine part alone (``nft_nics.sync_nics``
+   with the bindings in memory, compiled-layout cache warm).  Floor: one
+   ``nft -f`` of the same complete ruleset into an empty namespace.  The
+   iptables layout's apply/no-op/one-NIC times are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tests'))
+import conftest  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import
+
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, ThrowawayHypervisor  # noqa: E402
+
+SENDER = r'''
+import socket, struct, sys, time
+src, dst, sip, dip, seconds = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6])
+mac = lambda t: bytes(int(p, 16) for p in t.split(":"))
+payload = b"x" * 18
+udp = struct.pack("!HHHH", 40000, 41000, 8 + len(payload), 0) + payload
+head = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                             socket.inet_aton(sip), socket.inet_aton(dip)))
+total = sum(struct.unpack("!10H", bytes(head)))
+total = (total & 0xffff) + (total >> 16)
+head[10:12] = struct.pack("!H", ~total & 0xffff)
+frame = mac(dst) + mac(src) + b"\x08\x00" + bytes(head) + udp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+send = s.send
+end = time.monotonic() + seconds
+sent = 0
+while time.monotonic() < end:
+    for _ in range(200):
+        send(frame)
+    sent += 200
+print(sent)
+'''
+
+# Runs inside the namespace: the timings of part 3 as JSON.
+TIMES = r'''
+import json, sys, tempfile, time
+sys.path.insert(0, sys.argv[1])
+import conftest
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables, nics
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
+    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
+count, repeat, backend = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+def binding(i, ip=None):
+    return make_binding("vnet%d" % i, "52:54:00:10:%02x:%02x" % (i // 256, i % 256), "clean-traffic",
+                        {"IP": ip or "10.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256)})
+
+def sync(state_dir, upserts):
+    kwargs = dict(upserts=upserts, interface_exists_fn=lambda name: True)
+    if backend == "nftables":
+        return nics_nftables.sync_host(state_dir, **kwargs)
+    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend="nft", ebtables_backend="nft", state_dir=state_dir)
+    return nics.sync_host(state_dir, engine, **kwargs)
+
+out = {"apply": [], "noop": [], "one_nic": [], "engine_one_nic": [], "engine_noop": [], "writes_one_nic": None}
+for attempt in range(repeat):
+    if backend == "nftables":
+        nft_nics.remove_table(CommandRunner())
+    else:
+        engine = XtablesEngine(NWFILTER_OWNERSHIP, backend="nft", ebtables_backend="nft")
+        from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset
+        engine.sync(Ruleset())
+    state_dir = tempfile.mkdtemp()
+    bindings = [binding(i) for i in range(count)]
+    start = time.monotonic(); sync(state_dir, bindings); out["apply"].append(time.monotonic() - start)
+    start = time.monotonic(); sync(state_dir, []); out["noop"].append(time.monotonic() - start)
+    start = time.monotonic()
+    result = sync(state_dir, [binding(count // 2, "10.250.%d.1" % attempt)])
+    out["one_nic"].append(time.monotonic() - start)
+    out["writes_one_nic"] = [list(w) for w in result.sync.writes]
+    if backend == "nftables":
+        filters = builtin_filters()
+        runner = CommandRunner()
+        engine = XtablesEngine(NWFILTER_OWNERSHIP, backend="nft", ebtables_backend="nft", state_dir=state_dir,
+                               runner=runner)
+        cache = nics_nftables.NftCompiledCache(state_dir)
+        canonical = nft_nics.Canonical(state_dir)
+        current = [binding(i) for i in range(count)]
+        current[count // 2] = binding(count // 2, "10.250.%d.1" % attempt)
+        nft_nics.sync_nics(runner, current, filters, engine=engine, state_dir=state_dir, compile_cache=cache,
+                           canonical=canonical)
+        start = time.monotonic()
+        nft_nics.sync_nics(runner, current, filters, engine=engine, state_dir=state_dir, compile_cache=cache,
+                           canonical=canonical)
+        out["engine_noop"].append(time.monotonic() - start)
+        current[count // 2] = binding(count // 2, "10.251.%d.1" % attempt)
+        start = time.monotonic()
+        nft_nics.sync_nics(runner, current, filters, engine=engine, state_dir=state_dir, compile_cache=cache,
+                           canonical=canonical)
+        out["engine_one_nic"].append(time.monotonic() - start)
+print(json.dumps(out))
+'''
+
+
+def clean_traffic(index, guest=None):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
+    if guest is not None:
+        return make_binding(guest.port, guest.mac, 'clean-traffic', {'IP': guest.ip})
+    return make_binding('vnet%d' % (index + 100), '52:54:00:10:%02x:%02x' % (index // 256, index % 256),
+                        'clean-traffic', {'IP': '10.%d.%d.%d' % (index // 65536, (index // 256) % 256, index % 256)})
+
+
+def apply_layout(hv, layout, others, state_dir):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
+        NWFILTER_OWNERSHIP, XtablesEngine)
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset, merge_rulesets
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
+    from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
+    runner = NsRunner(hv.host)
+    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft', state_dir=state_dir,
+                           runner=runner)
+    filters = builtin_filters()
+    bindings = [clean_traffic(0, hv.guests[0]), clean_traffic(1, hv.guests[1])] + \
+        [clean_traffic(i) for i in range(others)]
+    nft_nics.remove_table(runner)
+    engine.sync(Ruleset())
+    if layout == 'iptables':
+        engine.sync(merge_rulesets([compile_binding(b.interface, b.mac, b.filter, b.parameters, filters)
+                                    for b in bindings]))
+    elif layout == 'nftables':
+        result = nft_nics.sync_nics(runner, bindings, filters, engine=engine, state_dir=state_dir)
+        assert all(n.mode == 'nftables' for n in result.nics)
+
+
+def rx_packets(guest):
+    return int(guest.ns.run(['cat', '/sys/class/net/%s/statistics/rx_packets' % guest.nic]).stdout)
+
+
+def rate(hv, seconds):
+    sender, receiver = hv.guests
+    before = rx_packets(receiver)
+    start = time.monotonic()
+    sender.ns.run([sys.executable, '-c', SENDER, sender.nic, sender.mac, receiver.mac, sender.ip, receiver.ip,
+                   str(seconds)], timeout=seconds + 60)
+    elapsed = time.monotonic() - start
+    time.sleep(0.2)
+    return (rx_packets(receiver) - before) / elapsed
+
+
+def kernel_objects(hv):
+    data = json.loads(hv.host.run(['nft', '-j', 'list', 'ruleset']).stdout)['nftables']
+    rules = sum(1 for item in data if 'rule' in item)
+    chains = sum(1 for item in data if 'chain' in item)
+    elements = sum(len(item.get('set', item.get('map', {})).get('elem', ())) for item in data
+                   if 'set' in item or 'map' in item)
+    return rules, chains, elements
+
+
+def part_rates(sizes, seconds, repeat):
+    print('1. small UDP frames guest 0 -> guest 1 (packets/s received; best of %d x %.1f s, layouts interleaved)'
+          % (repeat, seconds))
+    layouts = ('none', 'iptables', 'nftables')
+    results = {}
+    objects = {}
+    with ThrowawayHypervisor(guests=2) as hv:
+        for guest in hv.guests:
+            # The receiver's stack drops everything (its counters still count): no replies, no ICMP.
+            guest.ns.run(['nft', '-f', '-'], input_text=(
+                'table netdev quiet {\n chain in { type filter hook ingress device %s priority 0; '
+                'policy drop; }\n}\n' % guest.nic))
+        state_dir = tempfile.mkdtemp()
+        for size in sizes:
+            # Other jobs on the machine only ever lower a rate: the best of interleaved runs compares fairly.
+            for attempt in range(repeat):
+                for layout in layouts:
+                    apply_layout(hv, layout, size, os.path.join(state_dir, '%s-%d-%d' % (layout, size, attempt)))
+                    if size == max(sizes) and attempt == 0:
+                        objects[layout] = kernel_objects(hv)
+                    value = rate(hv, seconds)
+                    results[(layout, size)] = max(results.get((layout, size), 0), value)
+        apply_layout(hv, 'none', 0, os.path.join(state_dir, 'end'))
+    print('%-10s %s' % ('layout', ''.join('%18s' % ('N=%d' % n) for n in sizes)))
+    for layout in layouts:
+        print('%-10s %s' % (layout, ''.join('%9d (x%.2f)  ' % (results[(layout, n)],
+                                                               results[(layout, n)] / results[('none', n)])
+                                            for n in sizes)))
+    print('   (xR = ratio to the no-rules rate at the same N)')
+    largest = max(sizes)
+    print('   at N=%d: nftables %.0f%% of the no-rules rate, iptables %.0f%% (target >= 90%% for nftables)'
+          % (largest, 100.0 * results[('nftables', largest)] / results[('none', largest)],
+             100.0 * results[('iptables', largest)] / results[('none', largest)]))
+    print('\n2. kernel objects with %d clean-traffic NICs (+2 guests), nft -j list ruleset' % largest)
+    print('%-10s %8s %8s %10s' % ('layout', 'rules', 'chains', 'elements'))
+    for layout in ('iptables', 'nftables'):
+        print('%-10s %8d %8d %10d' % ((layout,) + objects[layout]))
+    print('   rules: nftables / iptables = 1/%.0f (target <= 1/100)'
+          % (objects['iptables'][0] / max(1, objects['nftables'][0])))
+
+
+def part_times(count, repeat):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
+    print('\n3. times with %d clean-traffic NICs, inside the namespace (median of %d; seconds)' % (count, repeat))
+    bindings = [make_binding('vnet%d' % i, '52:54:00:10:%02x:%02x' % (i // 256, i % 256), 'clean-traffic',
+                             {'IP': '10.%d.%d.%d' % (i // 65536, (i // 256) % 256, i % 256)}) for i in range(count)]
+    script = layout.render_layout(layout.compile_layout(bindings, builtin_filters()))
+    floors = []
+    for _attempt in range(repeat):
+        with Netns(tag='bf') as ns:
+            start = time.monotonic()
+            ns.run(['nft', '-f', '-'], input_text=script)
+            floors.append(time.monotonic() - start)
+    with Netns(tag='bf') as ns:
+        start = time.monotonic()
+        ns.run(['true'])
+        overhead = time.monotonic() - start  # ip netns exec itself
+    floor = max(0.0, statistics.median(floors) - overhead)
+    timings = {}
+    for backend in ('nftables', 'iptables'):
+        with Netns(tag='bt') as ns:
+            proc = ns.run([sys.executable, '-c', TIMES, os.path.join(REPO, 'tests'), str(count), str(repeat),
+                           backend], timeout=3600)
+            timings[backend] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print('   floor: one nft -f of the whole nftables ruleset (%d lines): %.4f' % (script.count('\n'), floor))
+    print('%-28s %12s %12s' % ('', 'nftables', 'iptables'))
+    for key, label in (('apply', 'apply (empty host)'), ('noop', 'no-op'), ('one_nic', 'one-NIC change'),
+                       ('engine_noop', 'engine only: no-op'), ('engine_one_nic', 'engine only: one NIC')):
+        cells = []
+        for backend in ('nftables', 'iptables'):
+            values = timings[backend].get(key) or []
+            cells.append('%7.4f (x%.1f)' % (statistics.median(values), statistics.median(values) / floor)
+                         if values else '%12s' % '-')
+        print('%-28s %s' % (label, ' '.join('%14s' % c for c in cells)))
+    print('   one-NIC change wrote: %s' % ('; '.join(' '.join(w[-3:]) for w in timings['nftables']['writes_one_nic'])))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
+    parser.add_argument('--sizes', default='0,100,1000')
+    parser.add_argument('--seconds', type=float, default=2.0)
+    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--skip-rates', action='store_true')
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(',')]
+    print('load average before: %s' % ' '.join(open('/proc/loadavg').read().split()[:3]))
+    if not args.skip_rates:
+        part_rates(sizes, args.seconds, args.repeat)
+    part_times(max(sizes), args.repeat)
+    print('load average after: %s' % ' '.join(open('/proc/loadavg').read().split()[:3]))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
