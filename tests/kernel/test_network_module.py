@@ -330,3 +330,29 @@ def test_concurrent_runs_are_serialised(ns, tmp_path):
     assert stored_networks(str(tmp_path)) == ['c0', 'c1', 'c2', 'c3']
     again = [run_module(ns, **args) for args in nets]
     assert [r['changes'] for r in again] == [[], [], [], []]
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_name_alone_reapplies_the_stored_network_after_a_reboot(tmp_path, backend):
+    """Issue 10: the stored network comes back from ``name`` alone (no bridge or options restated)
+    in a fresh namespace (a reboot: no bridge, no rules); gathered says what is missing first."""
+    require_kernel()
+    args = _nat(tmp_path, backend)
+    with Netns(tag='vnr') as first:
+        run_module(first, **args)
+        applied = dump_all(first)
+    with Netns(tag='vnr') as rebooted:
+        state_dir = str(tmp_path)
+        gathered = run_module(rebooted, name='default', state='gathered', state_dir=state_dir)
+        assert gathered['changed'] is False and gathered['in_sync'] is False
+        assert [(o['name'], o['status']) for o in gathered['objects']] == [('default', 'would_repair')]
+        assert gathered['networks'][0]['bridge'] == 'virbr0' and gathered['networks'][0]['backend'] == backend
+        assert 'virbr0' not in rebooted.ip('link', 'show').stdout  # gathered changed nothing
+        again = run_module(rebooted, name='default', state_dir=state_dir)
+        assert again['changed'] is True and again['network']['bridge'] == 'virbr0' and again['backend'] == backend
+        assert dump_all(rebooted) == applied
+        assert sysctl(rebooted, 'net/ipv4/ip_forward') == '1'
+        assert run_module(rebooted, name='default', state_dir=state_dir)['changed'] is False
+        assert run_module(rebooted, name='default', state='gathered', state_dir=state_dir)['in_sync'] is True
+        missing = run_module(rebooted, expect_failure=True, name='other', state_dir=state_dir)
+        assert "network 'other' is not stored in %s" % state_dir in missing['msg']
