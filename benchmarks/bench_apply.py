@@ -44,8 +44,10 @@ import conftest  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store  # noqa: E402
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync  # noqa: E402
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets  # noqa: E402
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (  # noqa: E402
-    NWFILTER_OWNERSHIP, XtablesEngine, _declaration_order)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP  # noqa: E402
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.restore import (  # noqa: E402
+    declaration_order as _declaration_order)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner  # noqa: E402
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns  # noqa: E402
 

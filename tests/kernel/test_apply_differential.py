@@ -20,9 +20,9 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_binding, parse_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner, require_kernel
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
+from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner, require_kernel
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -22,35 +22,13 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.par
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     Chain, Hook, Ruleset, Table, merge_rulesets)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
-    CommandError, CommandRunner, detect_backend)
-from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, can_create_namespaces, missing_tools
-
-TOOLS = ('ebtables-nft-save', 'ebtables-nft-restore', 'iptables-nft-save', 'iptables-nft-restore',
-         'ip6tables-nft-save', 'iptables-legacy-restore', 'ipset')
-SAVE = {'eb': 'ebtables-save', 'ip': 'iptables-save', 'ip6': 'ip6tables-save'}
-
-
-def require_kernel():
-    ok, reason = can_create_namespaces()
-    if not ok:
-        pytest.skip(reason)
-    missing = missing_tools(*TOOLS)
-    if missing:
-        pytest.skip('missing tools: %s (apt-get install iptables ebtables ipset)' % ', '.join(missing))
-
-
-class NsRunner(CommandRunner):
-    """Runs the engine's commands inside a test namespace."""
-
-    def __init__(self, ns):
-        super().__init__()
-        self.ns = ns
-
-    def argv_for(self, argv):
-        return self.ns.exec_argv(list(argv))
+    CommandError, detect_backend)
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
+from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import (
+    NsRunner, clean_traffic, dump, dumps, require_kernel, sync)
 
 
 @pytest.fixture
@@ -63,17 +41,6 @@ def ns():
 def engine_in(ns, state_dir=None, backend='nft'):
     return XtablesEngine(NWFILTER_OWNERSHIP, backend=backend, ebtables_backend='nft', state_dir=state_dir,
                          runner=NsRunner(ns))
-
-
-def dump(ns, family, backend='nft'):
-    tool = {'eb': 'ebtables', 'ip': 'iptables', 'ip6': 'ip6tables'}[family]
-    tool = '%s-%s-save' % (tool, 'nft' if family == 'eb' else backend)
-    return '\n'.join(line for line in ns.run([tool]).stdout.splitlines()
-                     if not line.startswith('#'))
-
-
-def dumps(ns, backend='nft'):
-    return dict((family, dump(ns, family, backend)) for family in ('eb', 'ip', 'ip6'))
 
 
 def content(family_dumps):
@@ -142,21 +109,21 @@ def _roundtrip(ns, tmp_path, cases, backend):
     for index, (name, ruleset) in enumerate(cases):
         state_dir = str(tmp_path / ('s%d' % index))
         try:
-            first = engine_in(ns, state_dir, backend).sync(ruleset)
+            first = sync(engine_in(ns, state_dir, backend), ruleset)
             if not first.changed:
                 failures.append('%s: first apply saw no change' % name)
             fresh = engine_in(ns, None, backend)  # no cache: canonicalised in a scratch namespace
-            second = fresh.sync(ruleset)
+            second = sync(fresh, ruleset)
             if second.changed or second.writes:
                 failures.append('%s: no-op (scratch) saw changes:\n%s' % (name, second.diff))
             cached = engine_in(ns, state_dir, backend)  # cache learnt after the first apply
-            third = cached.sync(ruleset)
+            third = sync(cached, ruleset)
             kinds = set(kind for kind, _argv in cached.runner.calls)
             if third.changed or kinds != {'read'}:
                 failures.append('%s: no-op (cache) changed=%s calls=%s' % (name, third.changed, sorted(kinds)))
         except CommandError as exc:
             failures.append('%s: %s' % (name, exc))
-        engine_in(ns, None, backend).sync(Ruleset())
+        sync(engine_in(ns, None, backend), Ruleset())
         after = content(dumps(ns, backend))
         if after != pristine:
             failures.append('%s: teardown left\n%s' % (name, after))
@@ -184,13 +151,6 @@ def test_builtin_filters_roundtrip(ns, tmp_path, capsys):
     assert not failures, '\n'.join(failures)
 
 
-def _clean_traffic(count, first=0, ip_base='192.0.2.'):
-    filters = builtin_filters()
-    return merge_rulesets([compile_binding('vnet%d' % i, '52:54:00:00:%02x:%02x' % (i >> 8, i & 255), 'clean-traffic',
-                                           {'IP': '%s%d' % (ip_base, 10 + i % 240)}, filters)
-                           for i in range(first, first + count)])
-
-
 def _with_iptables(name):
     """A NIC with iptables and ip6tables rules (shared libvirt-in/out chains, FORWARD/INPUT hooks)."""
     xml = ("<filter name='t-web'><rule action='accept' direction='in'><tcp dstportstart='80'/></rule>"
@@ -203,9 +163,9 @@ def _with_iptables(name):
 def test_admin_rules_untouched_drift_check_and_repair(ns, tmp_path):
     load_admin_rules(ns)
     admin_before = dumps(ns)
-    desired = _clean_traffic(3).merge(_with_iptables('vnet9'))
+    desired = clean_traffic(3).merge(_with_iptables('vnet9'))
     state_dir = str(tmp_path)
-    engine_in(ns, state_dir).sync(desired)
+    sync(engine_in(ns, state_dir), desired)
     applied = dumps(ns)
     forward = [l for l in applied['ip'].splitlines() if l.startswith('-A FORWARD')]
     assert forward == ['-A FORWARD -j libvirt-in', '-A FORWARD -j libvirt-out', '-A FORWARD -j libvirt-in-post',
@@ -222,7 +182,7 @@ def test_admin_rules_untouched_drift_check_and_repair(ns, tmp_path):
     ns.run(['ebtables-nft', '-t', 'nat', '-F', 'I-vnet1-mac'])
     ns.run(['ebtables-nft', '-t', 'nat', '-A', 'I-vnet2-ipv4-ip', '-j', 'ACCEPT'])
     drifted = dumps(ns)
-    check = engine_in(ns, state_dir).sync(desired, check_mode=True)
+    check = sync(engine_in(ns, state_dir), desired, check_mode=True)
     assert check.changed and check.writes == ()
     assert dumps(ns) == drifted
     text = ''.join(d['before'] + d['after'] for d in check.diff)
@@ -231,16 +191,16 @@ def test_admin_rules_untouched_drift_check_and_repair(ns, tmp_path):
     eb = check.plan.family('eb')
     assert sorted(c.chain for c in eb.chain_changes) == ['I-vnet1-mac', 'I-vnet2-ipv4-ip']
 
-    repair = engine_in(ns, state_dir).sync(desired)
+    repair = sync(engine_in(ns, state_dir), desired)
     assert repair.changed
     after = dumps(ns)
     assert after['eb'] == applied['eb']
     # The admin's FORWARD rules were flushed by the admin; ours are back at 1..3.
     assert [l for l in after['ip'].splitlines() if l.startswith('-A FORWARD')] == forward[:3]
-    assert not engine_in(ns, state_dir).sync(desired).changed
+    assert not sync(engine_in(ns, state_dir), desired).changed
 
     # Unbind everything: nothing of ours is left, the admin's rules are as they were.
-    engine_in(ns, state_dir).sync(Ruleset())
+    sync(engine_in(ns, state_dir), Ruleset())
     final = dumps(ns)
     for family in final:
         assert 'libvirt' not in final[family] and 'vnet' not in final[family]
@@ -250,11 +210,11 @@ def test_admin_rules_untouched_drift_check_and_repair(ns, tmp_path):
 
 def test_one_nic_change_among_many_touches_only_its_chains(ns, tmp_path):
     state_dir = str(tmp_path)
-    engine_in(ns, state_dir).sync(_clean_traffic(20))
+    sync(engine_in(ns, state_dir), clean_traffic(20))
     before = dump(ns, 'eb')
-    changed = merge_rulesets([_clean_traffic(7), _clean_traffic(1, first=7, ip_base='192.0.3.'),
-                              _clean_traffic(12, first=8)])
-    result = engine_in(ns, state_dir).sync(changed)
+    changed = merge_rulesets([clean_traffic(7), clean_traffic(1, first=7, ip_base='192.0.3.'),
+                              clean_traffic(12, first=8)])
+    result = sync(engine_in(ns, state_dir), changed)
     eb = result.plan.family('eb')
     assert [c.chain for c in eb.chain_changes] == ['I-vnet7-ipv4-ip', 'I-vnet7-arp-ip']
     assert eb.hook_changes == ()
@@ -269,8 +229,8 @@ def test_one_nic_change_among_many_touches_only_its_chains(ns, tmp_path):
 
 def test_rejected_restore_leaves_previous_ruleset(ns, tmp_path):
     state_dir = str(tmp_path)
-    good = _clean_traffic(2)
-    engine_in(ns, state_dir).sync(good)
+    good = clean_traffic(2)
+    sync(engine_in(ns, state_dir), good)
     before = dumps(ns)
     # Same chains, one rule the kernel rejects (a jump to a chain that does not exist).
     bad_table = good.table('eb', 'nat')
@@ -278,7 +238,7 @@ def test_rejected_restore_leaves_previous_ruleset(ns, tmp_path):
                    for c in bad_table.chains)
     bad = Ruleset((Table('eb', 'nat', chains, bad_table.hooks),))
     with pytest.raises(CommandError) as info:
-        engine_in(ns, state_dir).sync(bad)
+        sync(engine_in(ns, state_dir), bad)
     assert 'NO-SUCH-CHAIN' in str(info.value)
     assert dumps(ns) == before
     # A new chain (no scratch pass: it does not exist live) rejected by the live restore.
@@ -286,7 +246,7 @@ def test_rejected_restore_leaves_previous_ruleset(ns, tmp_path):
                                             Chain('libvirt-in', (('-j', 'FI-vnet5'),))),
                            (Hook('FORWARD', ('-j', 'libvirt-in'), 1),)),))
     with pytest.raises(CommandError) as info:
-        engine_in(ns, state_dir).sync(good.merge(extra))
+        sync(engine_in(ns, state_dir), good.merge(extra))
     assert '99999' in str(info.value) or 'port' in info.value.stderr.lower()
     assert info.value.stderr
     assert dumps(ns) == before
@@ -296,12 +256,12 @@ def test_legacy_backend_and_autodetect(ns, tmp_path):
     desired = _with_iptables('vnet3')
     engine = engine_in(ns, str(tmp_path), backend='legacy')
     assert engine.backends['ip'].name == 'legacy' and engine.backends['eb'].name == 'nft'
-    assert engine.sync(desired).changed
+    assert sync(engine, desired).changed
     legacy = ns.run(['iptables-legacy-save']).stdout
     assert '-A FI-vnet3 -p tcp -m tcp --sport 80' in legacy or 'FI-vnet3' in legacy
     assert 'FI-vnet3' not in ns.run(['iptables-nft-save']).stdout
-    assert not engine_in(ns, str(tmp_path), backend='legacy').sync(desired).changed
-    engine_in(ns, str(tmp_path), backend='legacy').sync(Ruleset())
+    assert not sync(engine_in(ns, str(tmp_path), backend='legacy'), desired).changed
+    sync(engine_in(ns, str(tmp_path), backend='legacy'), Ruleset())
     assert 'vnet3' not in ns.run(['iptables-legacy-save']).stdout
     assert detect_backend('iptables') in ('nft', 'legacy')
 
@@ -314,7 +274,7 @@ def test_ebtables_legacy_unsupported_is_reported(ns, tmp_path):
         pytest.skip('this kernel supports ebtables-legacy nat')
     for check_mode in (True, False):
         with pytest.raises(CommandError) as info:
-            engine.sync(_clean_traffic(1), check_mode=check_mode)
+            sync(engine, clean_traffic(1), check_mode=check_mode)
         assert "doesn't support the ebtables 'nat' table" in str(info.value)
         assert 'use ebtables_backend: nft' in str(info.value)
         assert engine.runner.writes() == []
@@ -323,31 +283,31 @@ def test_ebtables_legacy_unsupported_is_reported(ns, tmp_path):
 def test_coexists_with_virt_network_owner(ns, tmp_path):
     """nwfilter and virt_network both hook FORWARD at positions 1..3: neither undoes the other."""
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.network_iptables import private_ruleset
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.networks import NETWORK_OWNERSHIP
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NETWORK_OWNERSHIP
     network = XtablesEngine(NETWORK_OWNERSHIP, backend='nft', state_dir=str(tmp_path / 'net'),
                             runner=NsRunner(ns))
     nwfilter = _with_iptables('vnet4')
-    network.sync(private_ruleset())
-    engine_in(ns, str(tmp_path / 'nwf')).sync(nwfilter)
+    sync(network, private_ruleset())
+    sync(engine_in(ns, str(tmp_path / 'nwf')), nwfilter)
     forward = [l for l in dump(ns, 'ip').splitlines() if l.startswith('-A FORWARD')]
     assert forward == ['-A FORWARD -j libvirt-in', '-A FORWARD -j libvirt-out', '-A FORWARD -j libvirt-in-post',
                        '-A FORWARD -j LIBVIRT_FWX', '-A FORWARD -j LIBVIRT_FWI', '-A FORWARD -j LIBVIRT_FWO']
     before = dumps(ns)
-    assert not XtablesEngine(NETWORK_OWNERSHIP, backend='nft', state_dir=str(tmp_path / 'net'),
-                             runner=NsRunner(ns)).sync(private_ruleset()).changed
-    assert not engine_in(ns, str(tmp_path / 'nwf')).sync(nwfilter).changed
+    assert not sync(XtablesEngine(NETWORK_OWNERSHIP, backend='nft', state_dir=str(tmp_path / 'net'),
+                                  runner=NsRunner(ns)), private_ruleset()).changed
+    assert not sync(engine_in(ns, str(tmp_path / 'nwf')), nwfilter).changed
     assert dumps(ns) == before
     # Removing all guest filters leaves the network's chains and jumps alone.
-    engine_in(ns, str(tmp_path / 'nwf')).sync(Ruleset())
+    sync(engine_in(ns, str(tmp_path / 'nwf')), Ruleset())
     forward = [l for l in dump(ns, 'ip').splitlines() if l.startswith('-A FORWARD')]
     assert forward == ['-A FORWARD -j LIBVIRT_FWX', '-A FORWARD -j LIBVIRT_FWI', '-A FORWARD -j LIBVIRT_FWO']
 
 
 def test_ebtables_chain_policy_drift_repaired(ns):
     """Our ebtables chains have policy ACCEPT (like libvirt's -N); another policy is drift."""
-    engine_in(ns).sync(_clean_traffic(1))
+    sync(engine_in(ns), clean_traffic(1))
     ns.run(['ebtables-nft', '-t', 'nat', '-P', 'I-vnet0-mac', 'RETURN'])
-    result = engine_in(ns).sync(_clean_traffic(1))
+    result = sync(engine_in(ns), clean_traffic(1))
     assert result.changed and [c.chain for c in result.plan.family('eb').chain_changes] == ['I-vnet0-mac']
     assert ':I-vnet0-mac ACCEPT' in dump(ns, 'eb')
-    assert not engine_in(ns).sync(_clean_traffic(1)).changed
+    assert not sync(engine_in(ns), clean_traffic(1)).changed

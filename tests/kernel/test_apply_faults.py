@@ -18,10 +18,10 @@ import pytest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import (
-    NsRunner, _clean_traffic, dumps, require_kernel)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
+from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import (
+    NsRunner, clean_traffic, dumps, require_kernel, sync)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 
 
@@ -38,13 +38,13 @@ def _engine(namespace, state_dir=None):
 
 
 def test_killed_restore_leaves_old_or_new(ns, capsys):
-    old = _clean_traffic(60)
-    new = _clean_traffic(300, ip_base='192.0.3.')  # every old chain replaced, 240 NICs added
-    _engine(ns).sync(new)
+    old = clean_traffic(60)
+    new = clean_traffic(300, ip_base='192.0.3.')  # every old chain replaced, 240 NICs added
+    sync(_engine(ns), new)
     new_dump = dumps(ns)
     outcomes = []
     for delay in (0.02, 0.1, 0.2, 0.4, 0.8):
-        _engine(ns).sync(old)
+        sync(_engine(ns), old)
         old_dump = dumps(ns)
         plan = _engine(ns).plan(new)
         text = plan.family('eb').restore_text

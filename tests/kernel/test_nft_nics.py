@@ -20,13 +20,13 @@ import time
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
+from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner, sync
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import (
     Netns, ThrowawayHypervisor, can_create_namespaces, missing_tools)
 
@@ -186,16 +186,16 @@ def test_removal_leaves_nothing_and_moves_between_layouts(host):
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
     bindings = [binding(i) for i in range(3)]
     xt = merge_rulesets([compile_binding(b.interface, b.mac, b.filter, b.parameters, FILTERS) for b in bindings])
-    host.engine.sync(xt)
+    sync(host.engine, xt)
     assert 'libvirt-I-vnet0' in host.ns.run(['ebtables-nft-save']).stdout
     moved = host.sync(bindings)
     assert moved.changed and moved.xt_plan.changed
     assert 'libvirt' not in host.ns.run(['ebtables-nft-save']).stdout
     assert 'hnf_nic' in host.nft('list', 'tables')
-    host.engine.sync(xt)
+    sync(host.engine, xt)
     nft_nics.remove_table(host.runner)
     assert 'hnf_nic' not in host.nft('list', 'tables')
-    host.engine.sync(type(xt)())
+    sync(host.engine, type(xt)())
     assert 'libvirt' not in host.ns.run(['ebtables-nft-save']).stdout
 
 

@@ -21,9 +21,9 @@ import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
+from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import (
     ThrowawayHypervisor, can_create_namespaces, missing_tools)
 

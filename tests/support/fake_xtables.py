@@ -15,8 +15,8 @@ import os
 import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import BUILTIN_CHAINS
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
     Backend, CommandRunner)
 

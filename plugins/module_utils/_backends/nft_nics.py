@@ -31,6 +31,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile impo
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import plan_diff
 
 CACHE_VERSION = 1
 _CHAIN_BLOCK = re.compile(r'^\tchain (\S+) \{\n(.*?)^\t\}', re.M | re.S)
@@ -534,10 +535,8 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
     nft_plan = plan(runner, layout, live, canonical)
     if not check_mode:
         apply(runner, nft_plan)
-        if xt_plan is not None and xt_plan.changed:
-            engine.apply(xt_plan)
         if xt_plan is not None:
-            engine.cache.save()
+            engine.commit(xt_plan)
         canonical.save(set(chain_key(c.name, layout) for c in layout.chains)
                        | set(chain_key(b.name, layout) for b in L.BASE_CHAINS))
         if snapshot is not None:
@@ -554,7 +553,6 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
     if nft_diff:
         diffs.append(nft_diff)
     if xt_plan is not None and xt_plan.changed:
-        from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import plan_diff
         diffs.extend(plan_diff(xt_plan))
     changed = nft_plan.changed or bool(xt_plan is not None and xt_plan.changed)
     writes = tuple(runner.writes()[writes_before:])

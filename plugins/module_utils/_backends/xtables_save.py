@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
-    BUILTIN_CHAINS, Chain, Ruleset, Table)
 
 
 class SaveParseError(NetfilterError):
@@ -155,20 +153,3 @@ def parse_save(family, text):
         raise SaveParseError('%s-save line %d not understood: %r' % (family, number, raw))
     close()
     return tables
-
-
-def saved_to_ruleset(saved_tables, owns=None):
-    """Turn parsed dumps into the neutral model (for tests and reports).
-
-    ``saved_tables`` is ``{family: {table: SavedTable}}``.  With ``owns``
-    (``callable(family, table, chain) -> bool``) only owned chains are kept;
-    rules in built-in chains become nothing here (they are not chains we own).
-    """
-    result = []
-    for family, tables in saved_tables.items():
-        for name, saved in tables.items():
-            chains = tuple(
-                Chain(c.name, tuple(split_words(r) for r in c.rules)) for c in saved.chains
-                if c.name not in BUILTIN_CHAINS and (owns is None or owns(family, name, c.name)))
-            result.append(Table(family, name, chains=chains))
-    return Ruleset(tuple(result))

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
-    Chain, Hook, Ruleset, Table)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Chain, Hook, Ruleset, Table
 
 BINARY = {'ip': 'iptables', 'ip6': 'ip6tables'}
 
@@ -240,7 +239,3 @@ def compile_ruleset(specs, checksum=True):
                        for c in table.chains)
         tables.append(Table(table.family, table.name, chains, table.hooks))
     return Ruleset(tuple(tables))
-
-
-def render_restore(ruleset, family):
-    return ruleset.render(family)

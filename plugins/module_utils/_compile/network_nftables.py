@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.tc import tc_filter_argv, tc_qdisc_argv
+
 TABLE = 'libvirt_network'
 FAMILIES = ('ip', 'ip6')
 # (chain, base-chain spec) in libvirt's creation order; jumps from 'forward'
@@ -98,14 +100,9 @@ def tc_commands(spec):
     br = spec.bridge
     return (
         ('tc', 'qdisc', 'show', 'dev', br, 'handle', '1:'),
-        ('tc', 'qdisc', 'add', 'dev', br, 'root', 'handle', '1:', 'htb', 'default', '2'),
+        tc_qdisc_argv(br),
         tc_filter_argv(br, 'add'),
     )
-
-
-def tc_filter_argv(bridge, verb):
-    return ('tc', 'filter', verb, 'dev', bridge, 'prio', '2', 'protocol', 'ip', 'parent', '1:', 'u32',
-            'match', 'ip', 'dport', '68', 'ffff', 'action', 'csum', 'ip', 'and', 'udp')
 
 
 def _ins(family, chain, *args):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.tc import tc_filter_argv, tc_qdisc_argv
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import find_tool
 
 SYS_NET = '/sys/class/net'
@@ -216,8 +217,8 @@ def tc_checksum_supported(runner):
     action on the bridge; kernels without act_csum cannot load it."""
     return probe(runner, [
         ['ip', 'link', 'add', 'hnfprobe0', 'type', 'bridge'],
-        ['tc', 'qdisc', 'add', 'dev', 'hnfprobe0', 'root', 'handle', '1:', 'htb', 'default', '2'],
-        list(_tc_filter('hnfprobe0', 'add')),
+        list(tc_qdisc_argv('hnfprobe0')),
+        list(tc_filter_argv('hnfprobe0', 'add')),
     ])
 
 
@@ -227,12 +228,6 @@ def xt_checksum_supported(runner, variant='auto'):
     tool = {'nft': 'iptables-nft', 'legacy': 'iptables-legacy'}.get(variant, 'iptables')
     return probe(runner, [[tool, '-w', '-t', 'mangle', '-A', 'POSTROUTING', '-p', 'udp',
                            '-j', 'CHECKSUM', '--checksum-fill']])
-
-
-def _tc_filter(bridge, verb):
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.network_nftables import (
-        tc_filter_argv)
-    return tc_filter_argv(bridge, verb)
 
 
 def plan_tc_checksum(runner, bridge, bridge_exists=True):
@@ -246,9 +241,9 @@ def plan_tc_checksum(runner, bridge, bridge_exists=True):
             _rc, out, _err = runner.run(['tc', 'filter', 'show', 'dev', bridge, 'parent', '1:'], check=False)
             have_filter = 'csum' in out
     if not have_qdisc:
-        commands.append(('tc', 'qdisc', 'add', 'dev', bridge, 'root', 'handle', '1:', 'htb', 'default', '2'))
+        commands.append(tc_qdisc_argv(bridge))
     if not have_filter:
-        commands.append(_tc_filter(bridge, 'add'))
+        commands.append(tc_filter_argv(bridge, 'add'))
     messages = ('add DHCP checksum tc filter on %s' % bridge,) if commands else ()
     return HostPlan(tuple(commands), messages)
 
@@ -257,4 +252,4 @@ def plan_tc_checksum_absent(runner, bridge):
     _rc, out, _err = runner.run(['tc', 'filter', 'show', 'dev', bridge, 'parent', '1:'], check=False)
     if 'csum' not in out:
         return HostPlan()
-    return HostPlan((_tc_filter(bridge, 'del'),), ('remove DHCP checksum tc filter from %s' % bridge,))
+    return HostPlan((tc_filter_argv(bridge, 'del'),), ('remove DHCP checksum tc filter from %s' % bridge,))

@@ -362,30 +362,8 @@ def _attr(element, name):
     return value.strip() if value is not None else None
 
 
-def spec_from_xml(text, zone=None):
-    """Model from a libvirt ``<network>`` document (string or bytes)."""
-    if not HAS_LXML:
-        raise NetworkSpecError('lxml is required to parse network XML')
-    if isinstance(text, str):
-        text = text.encode('utf-8')
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
-    try:
-        root = etree.fromstring(text, parser)
-    except etree.XMLSyntaxError as exc:
-        raise NetworkSpecError('network XML is not well-formed: %s' % exc)
-    if root.tag != 'network':
-        raise NetworkSpecError('network XML: root element is <%s>, expected <network>' % root.tag)
-    name = root.findtext('name')
-    name = name.strip() if name else None
-    if not name:
-        raise NetworkSpecError('network XML: <name> is missing')
-    where = 'network XML %r' % name
-    bridge_el = root.find('bridge')
-    bridge = _attr(bridge_el, 'name') if bridge_el is not None else None
-    if not bridge:
-        raise NetworkSpecError('%s: <bridge name=...> is required' % where)
-    xml_zone = _attr(bridge_el, 'zone')
-
+def _xml_forward(root, where):
+    """``(mode, forward_dev, nat_addresses, nat_ports, nat_ipv6)`` of ``<forward>``."""
     mode = 'isolated'
     forward_dev = None
     nat_addresses = None
@@ -423,39 +401,70 @@ def spec_from_xml(text, zone=None):
             if port is not None:
                 nat_ports = (_int(_attr(port, 'start') or '0', where + ' <nat><port start>'),
                              _int(_attr(port, 'end') or '0', where + ' <nat><port end>'))
-    ips = []
-    for index, ip_el in enumerate(root.findall('ip')):
-        ip_where = '%s <ip> #%d' % (where, index + 1)
-        family = _attr(ip_el, 'family') or None
-        address = _attr(ip_el, 'address')
-        if not address:
-            raise NetworkSpecError('%s: address is required' % ip_where)
-        if family is None:
-            family = 'ipv6' if ':' in address else 'ipv4'
-        if family not in ('ipv4', 'ipv6'):
-            raise NetworkSpecError('%s: unknown family %r' % (ip_where, family))
-        prefix_text = _attr(ip_el, 'prefix')
-        netmask = _attr(ip_el, 'netmask')
-        prefix = _int(prefix_text, ip_where + ' prefix') if prefix_text else 0
-        if prefix < 0:
-            raise NetworkSpecError('%s: prefix %d is out of range' % (ip_where, prefix))
-        if prefix == 0:
-            # libvirt: a prefix > 0 wins, else the netmask, else the default.
-            if netmask:
-                if family == 'ipv6':
-                    raise NetworkSpecError('%s: netmask is not allowed for IPv6' % ip_where)
-                prefix = _prefix_from_netmask(netmask, ip_where)
-            else:
-                prefix = 64 if family == 'ipv6' else _classful_prefix(_address(address, ip_where))
-        dhcp_el = ip_el.find('dhcp')
-        ranges = []
-        has_hosts = False
-        if dhcp_el is not None:
-            for rng in dhcp_el.findall('range'):
-                ranges.append((_attr(rng, 'start'), _attr(rng, 'end')))
-            has_hosts = dhcp_el.find('host') is not None
-        tftp = ip_el.find('tftp') is not None
-        ips.append(make_ip(family, address, prefix, has_hosts, tftp, ip_where, ranges))
+    return mode, forward_dev, nat_addresses, nat_ports, nat_ipv6
+
+
+def _xml_ip(ip_el, index, where):
+    """One ``<ip>`` element as an address of the network."""
+    ip_where = '%s <ip> #%d' % (where, index + 1)
+    family = _attr(ip_el, 'family') or None
+    address = _attr(ip_el, 'address')
+    if not address:
+        raise NetworkSpecError('%s: address is required' % ip_where)
+    if family is None:
+        family = 'ipv6' if ':' in address else 'ipv4'
+    if family not in ('ipv4', 'ipv6'):
+        raise NetworkSpecError('%s: unknown family %r' % (ip_where, family))
+    prefix_text = _attr(ip_el, 'prefix')
+    netmask = _attr(ip_el, 'netmask')
+    prefix = _int(prefix_text, ip_where + ' prefix') if prefix_text else 0
+    if prefix < 0:
+        raise NetworkSpecError('%s: prefix %d is out of range' % (ip_where, prefix))
+    if prefix == 0:
+        # libvirt: a prefix > 0 wins, else the netmask, else the default.
+        if netmask:
+            if family == 'ipv6':
+                raise NetworkSpecError('%s: netmask is not allowed for IPv6' % ip_where)
+            prefix = _prefix_from_netmask(netmask, ip_where)
+        else:
+            prefix = 64 if family == 'ipv6' else _classful_prefix(_address(address, ip_where))
+    dhcp_el = ip_el.find('dhcp')
+    ranges = []
+    has_hosts = False
+    if dhcp_el is not None:
+        for rng in dhcp_el.findall('range'):
+            ranges.append((_attr(rng, 'start'), _attr(rng, 'end')))
+        has_hosts = dhcp_el.find('host') is not None
+    tftp = ip_el.find('tftp') is not None
+    return make_ip(family, address, prefix, has_hosts, tftp, ip_where, ranges)
+
+
+def spec_from_xml(text, zone=None):
+    """Model from a libvirt ``<network>`` document (string or bytes)."""
+    if not HAS_LXML:
+        raise NetworkSpecError('lxml is required to parse network XML')
+    if isinstance(text, str):
+        text = text.encode('utf-8')
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+    try:
+        root = etree.fromstring(text, parser)
+    except etree.XMLSyntaxError as exc:
+        raise NetworkSpecError('network XML is not well-formed: %s' % exc)
+    if root.tag != 'network':
+        raise NetworkSpecError('network XML: root element is <%s>, expected <network>' % root.tag)
+    name = root.findtext('name')
+    name = name.strip() if name else None
+    if not name:
+        raise NetworkSpecError('network XML: <name> is missing')
+    where = 'network XML %r' % name
+    bridge_el = root.find('bridge')
+    bridge = _attr(bridge_el, 'name') if bridge_el is not None else None
+    if not bridge:
+        raise NetworkSpecError('%s: <bridge name=...> is required' % where)
+    xml_zone = _attr(bridge_el, 'zone')
+
+    mode, forward_dev, nat_addresses, nat_ports, nat_ipv6 = _xml_forward(root, where)
+    ips = [_xml_ip(ip_el, index, where) for index, ip_el in enumerate(root.findall('ip'))]
     dns_el = root.find('dns')
     dns = not (dns_el is not None and (_attr(dns_el, 'enable') or 'yes') == 'no')
     spec = NetworkSpec(

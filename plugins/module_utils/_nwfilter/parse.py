@@ -23,6 +23,7 @@ import re
 import uuid as uuidlib
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as nwfilter_schema
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import (
     IllegalValue, Value, parameter_problem, parse_mac, parse_state, parse_value, parse_var_access)
@@ -215,35 +216,17 @@ def _parse_rule_priority(element, name, position, source, strict):
     return P.RULE_PRIORITY_DEFAULT
 
 
-def _parse_rule(element, filter_name, position, strict, source):
-    def where(priority=None):
-        text = 'rule #%d' % position
-        detail = []
-        if priority is not None:
-            detail.append('priority %d' % priority)
-        detail.append('line %s' % element.sourceline)
-        return '%s (%s)' % (text, ', '.join(detail))
+def _rule_where(element, position, priority=None):
+    text = 'rule #%d' % position
+    detail = []
+    if priority is not None:
+        detail.append('priority %d' % priority)
+    detail.append('line %s' % element.sourceline)
+    return '%s (%s)' % (text, ', '.join(detail))
 
-    if strict:
-        _check_unknown_attributes(element, ('action', 'direction', 'priority', 'statematch'), source,
-                                  filter_name, where())
-    action = element.get('action')
-    direction = element.get('direction')
-    if action is None or action not in P.ACTIONS:
-        raise FilterError('action must be one of %s' % ', '.join(P.ACTIONS), filter_name=filter_name,
-                          rule=where(), attribute='action', value=action, source=source)
-    if direction is None or direction not in P.DIRECTIONS:
-        raise FilterError('direction must be one of %s' % ', '.join(P.DIRECTIONS), filter_name=filter_name,
-                          rule=where(), attribute='direction', value=direction, source=source)
-    priority = _parse_rule_priority(element, filter_name, position, source, strict)
-    statematch_text = element.get('statematch')
-    if strict and statematch_text is not None and statematch_text.lower() not in ('0', '1', 'true', 'false'):
-        # libvirt turns state matching off only for '0' and 'false': 'no' would leave it on.
-        raise FilterError("statematch must be 'true', 'false', '1' or '0' (libvirt reads any other text as true)",
-                          filter_name=filter_name, rule=where(priority), attribute='statematch',
-                          value=statematch_text, source=source)
-    statematch = not (statematch_text is not None and (statematch_text == '0' or statematch_text.lower() == 'false'))
 
+def _rule_protocol_elements(element, filter_name, where, strict, source):
+    """``(protocol name or None, [elements])``: the rule's elements of its (first) protocol."""
     protocol_name = None
     chosen = []
     for child in element:
@@ -259,9 +242,12 @@ def _parse_rule(element, filter_name, position, strict, source):
             raise FilterError('unexpected element <%s> (line %s); a rule holds one protocol element%s' % (
                 child.tag, child.sourceline,
                 ' (<%s>)' % protocol_name if protocol_name else ''),
-                filter_name=filter_name, rule=where(priority), source=source)
+                filter_name=filter_name, rule=where, source=source)
+    return protocol_name, chosen
 
-    spec = P.protocol(protocol_name or 'none')
+
+def _rule_raw_values(chosen, spec, protocol_name, filter_name, where, strict, source):
+    """``(raw values, negated, variable accesses, literal states)`` of a rule's protocol elements."""
     raw_values = {}
     negated = {}
     var_accesses = []
@@ -269,36 +255,69 @@ def _parse_rule(element, filter_name, position, strict, source):
     for child in chosen:
         is_negated = child.get('match') == 'no'
         if strict:
-            _check_unknown_attributes(child, spec.attr_names + ('match',), source, filter_name, where(priority))
+            _check_unknown_attributes(child, spec.attr_names + ('match',), source, filter_name, where)
             match = child.get('match')
             if match is not None and match not in ('yes', 'no'):
-                raise FilterError("match must be 'yes' or 'no'", filter_name=filter_name, rule=where(priority),
+                raise FilterError("match must be 'yes' or 'no'", filter_name=filter_name, rule=where,
                                   attribute='match', value=match, source=source)
         for attr_spec in spec.attrs:
             raw = child.get(attr_spec.name)
-            if raw is not None:
-                if strict:
-                    _strict_value_checks(attr_spec, raw, attr_spec.name in raw_values, filter_name,
-                                         where(priority), source)
-                raw_values[attr_spec.name] = raw
-                negated[attr_spec.name] = is_negated
-                if attr_spec.name == 'state' and not raw.startswith('$'):
-                    literal_states.append(raw)
-                if raw.startswith('$'):
-                    try:
-                        access = parse_var_access(raw[1:])
-                    except IllegalValue as exc:
-                        raise FilterError('illegal value in <%s>: %s' % (protocol_name, exc),
-                                          filter_name=filter_name, rule=where(priority),
-                                          attribute=attr_spec.name, value=raw, source=source)
-                    if access not in var_accesses:
-                        var_accesses.append(access)
-
+            if raw is None:
+                continue
+            if strict:
+                _strict_value_checks(attr_spec, raw, attr_spec.name in raw_values, filter_name, where, source)
+            raw_values[attr_spec.name] = raw
+            negated[attr_spec.name] = is_negated
+            if attr_spec.name == 'state' and not raw.startswith('$'):
+                literal_states.append(raw)
+            if raw.startswith('$'):
+                try:
+                    access = parse_var_access(raw[1:])
+                except IllegalValue as exc:
+                    raise FilterError('illegal value in <%s>: %s' % (protocol_name, exc),
+                                      filter_name=filter_name, rule=where,
+                                      attribute=attr_spec.name, value=raw, source=source)
+                if access not in var_accesses:
+                    var_accesses.append(access)
     # Followers take their leader's negation (libvirt's fix-up after parsing).
     for follower, leader in spec.leaders:
         if follower in raw_values:
             negated[follower] = negated.get(leader, False) if leader in raw_values else False
+    return raw_values, negated, var_accesses, literal_states
 
+
+def _rule_head(element, filter_name, position, strict, source):
+    """``(action, direction, priority, statematch)`` of a ``<rule>``."""
+    if strict:
+        _check_unknown_attributes(element, ('action', 'direction', 'priority', 'statematch'), source,
+                                  filter_name, _rule_where(element, position))
+    action = element.get('action')
+    direction = element.get('direction')
+    if action is None or action not in P.ACTIONS:
+        raise FilterError('action must be one of %s' % ', '.join(P.ACTIONS), filter_name=filter_name,
+                          rule=_rule_where(element, position), attribute='action', value=action, source=source)
+    if direction is None or direction not in P.DIRECTIONS:
+        raise FilterError('direction must be one of %s' % ', '.join(P.DIRECTIONS), filter_name=filter_name,
+                          rule=_rule_where(element, position), attribute='direction', value=direction,
+                          source=source)
+    priority = _parse_rule_priority(element, filter_name, position, source, strict)
+    statematch_text = element.get('statematch')
+    if strict and statematch_text is not None and statematch_text.lower() not in ('0', '1', 'true', 'false'):
+        # libvirt turns state matching off only for '0' and 'false': 'no' would leave it on.
+        raise FilterError("statematch must be 'true', 'false', '1' or '0' (libvirt reads any other text as true)",
+                          filter_name=filter_name, rule=_rule_where(element, position, priority),
+                          attribute='statematch', value=statematch_text, source=source)
+    statematch = not (statematch_text is not None and (statematch_text == '0' or statematch_text.lower() == 'false'))
+    return action, direction, priority, statematch
+
+
+def _parse_rule(element, filter_name, position, strict, source):
+    action, direction, priority, statematch = _rule_head(element, filter_name, position, strict, source)
+    where = _rule_where(element, position, priority)
+    protocol_name, chosen = _rule_protocol_elements(element, filter_name, where, strict, source)
+    spec = P.protocol(protocol_name or 'none')
+    raw_values, negated, var_accesses, literal_states = _rule_raw_values(
+        chosen, spec, protocol_name, filter_name, where, strict, source)
     values = []
     for attr_spec in spec.attrs:
         if attr_spec.name not in raw_values:
@@ -308,7 +327,7 @@ def _parse_rule(element, filter_name, position, strict, source):
             values.append(parse_value(attr_spec, raw, negated[attr_spec.name]))
         except IllegalValue as exc:
             raise FilterError('illegal value in <%s>: %s' % (protocol_name, exc), filter_name=filter_name,
-                              rule=where(priority), attribute=attr_spec.name, value=raw, source=source)
+                              rule=where, attribute=attr_spec.name, value=raw, source=source)
 
     values, ipset_unusable = _fixup_ipset(spec, values)
     state_flags = parse_state(','.join(literal_states)) if literal_states else None
@@ -483,8 +502,6 @@ def parse_filter(text, source=None, strict=True):
 
 
 def _validate_with_schema(root, name, source):
-    # Imported here: the schema module compiles its RelaxNG once, on first use.
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import schema as nwfilter_schema
     nwfilter_schema.validate_filter_tree(root, source or name)
 
 

@@ -28,19 +28,10 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import (
     NetworkSpecError, check_no_overlap)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    Ownership, XtablesEngine, describe_chain_change, describe_hook_change, plan_diff)
-
-# libvirt's private chains, for the shared xtables engine.
-_NETWORK_FILTER = r'LIBVIRT_(INP|OUT|FWO|FWI|FWX)'
-NETWORK_OWNERSHIP = Ownership('virt_network', (
-    ('ip', 'filter', _NETWORK_FILTER),
-    ('ip', 'nat', r'LIBVIRT_PRT'),
-    ('ip', 'mangle', r'LIBVIRT_PRT'),
-    ('ip6', 'filter', _NETWORK_FILTER),
-    ('ip6', 'nat', r'LIBVIRT_PRT'),
-    ('ip6', 'mangle', r'LIBVIRT_PRT'),
-))
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NETWORK_OWNERSHIP
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import (
+    describe_chain_change, describe_hook_change, plan_diff)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,10 +193,100 @@ def _replan_rules(rules, runner):
 
 def _apply_rules(rules, runner):
     if rules.xt_plan is not None and rules.xt_plan.changed:
-        rules.xt_engine.apply(rules.xt_plan)
-        rules.xt_engine.cache.save()
+        rules.xt_engine.commit(rules.xt_plan)
     if rules.nft_plan is not None and rules.nft_plan.changed:
         network_nft_apply.apply(runner, rules.nft_plan)
+
+
+def _present_entry(request, runner, stored, previous, others, xtables_backend, host_plans):
+    """``(entry, previous)`` for ``state: present``: the StoredNetwork to keep, after
+    checking the request against the host and the other networks; bridge plans
+    go to ``host_plans``."""
+    spec = request.spec
+    if spec is None:
+        previous = _stored_network(stored, request)
+        spec = previous.spec
+    check_no_overlap(spec, [n.spec for n in others])
+    if spec.forward_dev and not network_host.link_exists(spec.forward_dev):
+        raise NetworkSpecError('network %r: forward_dev %s does not exist on this host'
+                               % (spec.name, spec.forward_dev))
+    backend = choose_backend(request.firewall_backend) if request.spec is not None else \
+        _reapplied_backend(request, previous)
+    bridge_created = bool(previous and previous.bridge_created and previous.spec.bridge == spec.bridge)
+    if previous is not None and previous.spec.bridge != spec.bridge and previous.bridge_created:
+        # the network moved to another bridge: the one we made for it goes
+        host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge))
+    if request.create_bridge:
+        stale = ()
+        if previous is not None and previous.spec.bridge == spec.bridge:
+            wanted = set((ip.address, ip.prefix) for ip in spec.ips)
+            stale = tuple(ip for ip in previous.spec.ips if (ip.address, ip.prefix) not in wanted)
+        plan = network_host.plan_bridge_present(runner, spec, stale)
+        if any(argv[:3] == ('ip', 'link', 'add') for argv in plan.commands):
+            bridge_created = True
+        host_plans.append(plan)
+    elif not network_host.link_exists(spec.bridge) and backend == 'nftables' and spec.has_rules:
+        raise NetworkSpecError('network %r: bridge %s does not exist; the nftables backend needs it '
+                               '(set create_bridge: true or create it first)' % (spec.name, spec.bridge))
+    entry = network_store.StoredNetwork(
+        spec=spec, backend=backend, seq=previous.seq if previous else network_store.next_seq(stored),
+        bridge_created=bridge_created, zone=previous.zone if previous else None,
+        xtables_backend=xtables_backend, create_bridge=request.create_bridge)
+    return entry, previous
+
+
+def _tc_plans(request, runner, entry, spec, previous, out):
+    """libvirt's DHCP checksum tc filter (nftables layout): add, or remove when leaving it."""
+    if request.state == 'present' and entry.backend == 'nftables' and spec.has_rules:
+        if network_host.tc_checksum_supported(runner):
+            return [network_host.plan_tc_checksum(runner, spec.bridge, network_host.link_exists(spec.bridge))]
+        out.warnings.append('the kernel has no act_csum tc action (or tc is missing): the DHCP checksum '
+                            'filter libvirt puts on %s is skipped' % spec.bridge)
+    elif previous is not None and previous.backend == 'nftables' and network_host.link_exists(previous.spec.bridge) \
+            and network_host.find_tool('tc') and not (request.state == 'absent' and previous.bridge_created):
+        if request.state == 'absent' or (entry is not None and entry.backend != 'nftables'):
+            return [network_host.plan_tc_checksum_absent(runner, previous.spec.bridge)]
+    return []
+
+
+def _zone_plan(request, spec, previous, out):
+    """The firewalld zone binding of the network's bridge (None: firewalld not used)."""
+    if request.firewalld == 'never':
+        return None
+    fw_plan = network_firewalld.plan(
+        spec if request.state == 'present' else (previous.spec if previous else None),
+        request.state, previous.zone if previous else None)
+    if fw_plan is not None:
+        out.zone = fw_plan.zone
+        if fw_plan.changed:
+            out.changes.extend(fw_plan.messages)
+            out.diff.append({'before_header': 'firewalld', 'after_header': 'firewalld',
+                             'before': ''.join(m + '\n' for m in fw_plan.before),
+                             'after': ''.join(m + '\n' for m in fw_plan.after)})
+    return fw_plan
+
+
+def _note_store_change(request, previous, entry, out):
+    store_changed = False
+    if request.state == 'present':
+        store_changed = previous is None or previous.to_json() != entry.to_json()
+        out.stored = entry.spec.to_dict()
+    elif previous is not None:
+        store_changed = True
+    if store_changed:
+        out.changes.append('state file of network %s' % request.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunPlan:
+    """Everything one ``virt_network`` run would change, in apply order."""
+    host_plans: tuple  # bridges
+    fw_plan: object  # firewalld zone (or None)
+    rules: RulesPlan
+    tc_plans: tuple
+    forwarding: dict
+    entry: object  # StoredNetwork to save (present) or None
+    previous: object  # StoredNetwork before the run or None
 
 
 def _run_locked(request, runner, out):
@@ -217,38 +298,11 @@ def _run_locked(request, runner, out):
     entry = None
     xtables_backend = _xtables_backend(request, previous, others)
     if request.state == 'present':
-        if spec is None:
-            previous = _stored_network(stored, request)
-            spec = previous.spec
-        check_no_overlap(spec, [n.spec for n in others])
-        if spec.forward_dev and not network_host.link_exists(spec.forward_dev):
-            raise NetworkSpecError('network %r: forward_dev %s does not exist on this host'
-                                   % (spec.name, spec.forward_dev))
-        backend = choose_backend(request.firewall_backend) if request.spec is not None else \
-            _reapplied_backend(request, previous)
-        bridge_created = bool(previous and previous.bridge_created and previous.spec.bridge == spec.bridge)
-        if previous is not None and previous.spec.bridge != spec.bridge and previous.bridge_created:
-            # the network moved to another bridge: the one we made for it goes
-            host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge))
-        if request.create_bridge:
-            stale = ()
-            if previous is not None and previous.spec.bridge == spec.bridge:
-                wanted = set((ip.address, ip.prefix) for ip in spec.ips)
-                stale = tuple(ip for ip in previous.spec.ips if (ip.address, ip.prefix) not in wanted)
-            plan = network_host.plan_bridge_present(runner, spec, stale)
-            if any(argv[:3] == ('ip', 'link', 'add') for argv in plan.commands):
-                bridge_created = True
-            host_plans.append(plan)
-        elif not network_host.link_exists(spec.bridge) and backend == 'nftables' and spec.has_rules:
-            raise NetworkSpecError('network %r: bridge %s does not exist; the nftables backend needs it '
-                                   '(set create_bridge: true or create it first)' % (spec.name, spec.bridge))
-        entry = network_store.StoredNetwork(
-            spec=spec, backend=backend, seq=previous.seq if previous else network_store.next_seq(stored),
-            bridge_created=bridge_created, zone=previous.zone if previous else None,
-            xtables_backend=xtables_backend, create_bridge=request.create_bridge)
+        entry, previous = _present_entry(request, runner, stored, previous, others, xtables_backend, host_plans)
+        spec = entry.spec
         # libvirt's order: networks started earlier sit lower in the chains
         desired = tuple(sorted(others + (entry,), key=lambda n: (n.seq, n.spec.name)))
-        out.backend = backend
+        out.backend = entry.backend
     else:
         desired = others
         if previous is not None:
@@ -257,91 +311,65 @@ def _run_locked(request, runner, out):
             spec = previous.spec
 
     rules = _plan_rules(request.state_dir, desired, xtables_backend, runner, out)
-
     # bridge removal after the rules are gone (only a bridge we created)
     if request.state == 'absent' and previous is not None and previous.bridge_created:
         host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge))
-
-    # tc checksum filter (nftables layout)
-    tc_plans = []
-    if request.state == 'present' and entry.backend == 'nftables' and spec.has_rules:
-        if network_host.tc_checksum_supported(runner):
-            tc_plans.append(network_host.plan_tc_checksum(runner, spec.bridge, network_host.link_exists(spec.bridge)))
-        else:
-            out.warnings.append('the kernel has no act_csum tc action (or tc is missing): the DHCP checksum '
-                                'filter libvirt puts on %s is skipped' % spec.bridge)
-    elif previous is not None and previous.backend == 'nftables' and network_host.link_exists(previous.spec.bridge) \
-            and network_host.find_tool('tc') and not (request.state == 'absent' and previous.bridge_created):
-        if request.state == 'absent' or (entry is not None and entry.backend != 'nftables'):
-            tc_plans.append(network_host.plan_tc_checksum_absent(runner, previous.spec.bridge))
-
+    tc_plans = _tc_plans(request, runner, entry, spec, previous, out)
     for plan in host_plans + tc_plans:
         if plan.changed:
             out.changes.extend(plan.messages)
             out.diff.append({'before_header': 'host', 'after_header': 'host',
                              'before': '', 'after': ''.join(m + '\n' for m in plan.messages)})
-
     # IP forwarding (only turned on, never off)
     forwarding = network_host.plan_forwarding([entry.spec] if entry is not None else [])
     if forwarding:
         out.forwarding = forwarding
         out.changes.extend('set %s = 1' % k.replace('/', '.') for k in sorted(forwarding))
-
-    # firewalld zone
-    fw_plan = None
-    if request.firewalld != 'never':
-        fw_plan = network_firewalld.plan(
-            spec if request.state == 'present' else (previous.spec if previous else None),
-            request.state, previous.zone if previous else None)
-        if fw_plan is not None:
-            out.zone = fw_plan.zone
-            if fw_plan.changed:
-                out.changes.extend(fw_plan.messages)
-                out.diff.append({'before_header': 'firewalld', 'after_header': 'firewalld',
-                                 'before': ''.join(m + '\n' for m in fw_plan.before),
-                                 'after': ''.join(m + '\n' for m in fw_plan.after)})
+    fw_plan = _zone_plan(request, spec, previous, out)
     if entry is not None and fw_plan is not None:
         entry = dataclasses.replace(entry, zone=fw_plan.zone)
-
-    store_changed = False
-    if request.state == 'present':
-        store_changed = previous is None or previous.to_json() != entry.to_json()
-        out.stored = entry.spec.to_dict()
-    elif previous is not None:
-        store_changed = True
-    if store_changed:
-        out.changes.append('state file of network %s' % request.name)
-
+    _note_store_change(request, previous, entry, out)
     out.changed = bool(out.changes)
     if request.check_mode or not out.changed:
         return
+    _apply_run(request, runner, out, _RunPlan(tuple(host_plans), fw_plan, rules, tuple(tc_plans), forwarding,
+                                              entry, previous))
 
-    # Apply: bridge first (nft rules need the device), then the firewalld zone
-    # (as libvirt: before any rule), then rules, then the rest.
-    removal_plans = [p for p in host_plans if any(a[:3] == ('ip', 'link', 'del') for a in p.commands)]
-    for plan in host_plans:
+
+def _apply_run(request, runner, out, run):
+    """Apply: bridge first (nft rules need the device), then the firewalld zone
+    (as libvirt: before any rule), then rules, then the rest."""
+    removal_plans = [p for p in run.host_plans if any(a[:3] == ('ip', 'link', 'del') for a in p.commands)]
+    for plan in run.host_plans:
         if plan not in removal_plans:
             network_host.apply_plan(runner, plan)
-    if fw_plan is not None and fw_plan.changed:
-        network_firewalld.apply(fw_plan)
-        if fw_plan.reloads:
+    rules = run.rules
+    if run.fw_plan is not None and run.fw_plan.changed:
+        network_firewalld.apply(run.fw_plan)
+        if run.fw_plan.reloads:
             # A firewalld reload may flush rules that are not firewalld's (this is
             # why libvirt re-applies its rules on firewalld's Reloaded signal):
             # plan again against what is live now.
             rules = _replan_rules(rules, runner)
     _apply_rules(rules, runner)
-    for plan in tc_plans:
+    for plan in run.tc_plans:
         try:
             network_host.apply_plan(runner, plan)
         except network_host.HostError as exc:
-            out.warnings.append('DHCP checksum tc filter on %s not applied: %s' % (spec.bridge, exc))
-    network_host.apply_forwarding(forwarding)
+            out.warnings.append('DHCP checksum tc filter on %s not applied: %s' % (_plan_bridge(plan), exc))
+    network_host.apply_forwarding(run.forwarding)
     if request.state == 'present':
-        network_store.save(request.state_dir, entry)
-    elif previous is not None:
+        network_store.save(request.state_dir, run.entry)
+    elif run.previous is not None:
         network_store.remove(request.state_dir, request.name)
     for plan in removal_plans:
         network_host.apply_plan(runner, plan)
+
+
+def _plan_bridge(plan):
+    """The device a tc plan is about (``dev <name>`` in its first command)."""
+    argv = plan.commands[0] if plan.commands else ()
+    return argv[argv.index('dev') + 1] if 'dev' in argv else '?'
 
 
 # --------------------------------------------------------------------------

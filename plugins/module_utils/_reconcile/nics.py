@@ -30,7 +30,7 @@ import json
 import os
 import re
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import (
     FamilyPlan, Plan, SyncResult, describe_chain_change, describe_hook_change, plan_diff)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     rule_target, split_words)
@@ -324,19 +324,16 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
     plan, compiled, live_digest, desired_key, fast_path = _plan_nics(
         state_dir, engine, active, filters, compiled_cache,
         (lambda texts: coexistence.check_chains(added, texts)) if coexistence is not None and added else None)
-    writes_before = len(engine.runner.writes())
+    # The caches keep what this run used: only a run that compiled and diffed knows.
+    writes = () if fast_path else engine.commit(plan, check_mode)
     if not check_mode:
-        if plan.changed:
-            engine.apply(plan)
-        else:
+        if not plan.changed:
             VerifiedState(state_dir, engine.ownership.name).record(desired_key, live_digest)
         if added or updated or removed:
             save_bindings(state_dir, final)
         if not fast_path:
-            # The caches keep what this run used: only a run that compiled and diffed knows.
-            engine.cache.save()
             compiled_cache.save()
-    sync = SyncResult(plan.changed, plan, tuple(plan_diff(plan)), tuple(engine.runner.writes()[writes_before:]))
+    sync = SyncResult(plan.changed, plan, tuple(plan_diff(plan)), writes)
     details = interface_changes(plan, _chain_owner_map(compiled))
     return HostSyncResult(
         changed=bool(plan.changed or added or updated or removed),

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hypervisor.netfilter contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Neutral, immutable model of the xtables rules we own, and its restore-format text.
+"""Neutral, immutable model of the xtables rules we own (its restore text: :mod:`._ruleset.restore`).
 
 Every stage after the compilers speaks this model: the nwfilter and virtual
 network compilers produce it, the apply engine reads the live kernel into it,
@@ -14,18 +14,16 @@ ebtables/iptables command line, ending with ``-j TARGET`` / ``-g TARGET``.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import re
 
-# Families we render restore text for, and the command that loads each.
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.restore import render_table
+
+# Families we render restore text for.
 FAMILIES = ('eb', 'ip', 'ip6')
-RESTORE_COMMAND = {'eb': 'ebtables-restore', 'ip': 'iptables-restore', 'ip6': 'ip6tables-restore'}
-SAVE_COMMAND = {'eb': 'ebtables-save', 'ip': 'iptables-save', 'ip6': 'ip6tables-save'}
+# The one family -> xtables tool map (ebtables-restore, iptables-save, ... derive from it).
+FAMILY_TOOL = {'eb': 'ebtables', 'ip': 'iptables', 'ip6': 'ip6tables'}
 
 # Chains that exist in the kernel without being declared; we only add hooks to them.
 BUILTIN_CHAINS = frozenset(('PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING', 'BROUTING'))
-
-_PLAIN_ARG = re.compile(r'^[^\s"\'\\]+$')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,42 +114,3 @@ def merge_rulesets(rulesets):
               chains=tuple(Chain(name, tuple(rules)) for name, rules in chains[key].items()),
               hooks=tuple(hooks[key]))
         for key in order))
-
-
-@functools.lru_cache(maxsize=65536)
-def quote_arg(arg):
-    """Quote one argument for the *-restore tokenizer (double quotes)."""
-    if arg and _PLAIN_ARG.match(arg):
-        return arg
-    return '"' + arg.replace('\\', '\\\\').replace('"', '\\"') + '"'
-
-
-def format_rule(op, chain, args, position=None):
-    words = [op, chain]
-    if position is not None:
-        words.append(str(position))
-    words.extend(quote_arg(a) for a in args)
-    return ' '.join(words)
-
-
-def chain_declaration(family, name):
-    # ebtables-nft's "-N" makes user chains whose listing policy is ACCEPT;
-    # declaring them the same way keeps our dumps identical to libvirt's.
-    if family == 'eb':
-        return ':%s ACCEPT' % name
-    return ':%s - [0:0]' % name
-
-
-def render_table(table):
-    lines = ['*%s' % table.name]
-    lines.extend(chain_declaration(table.family, c.name) for c in table.chains)
-    for chain in table.chains:
-        lines.extend(format_rule('-A', chain.name, rule) for rule in chain.rules)
-    for hook in table.hooks:
-        if hook.position is None:
-            lines.append(format_rule('-A', hook.chain, hook.args))
-        else:
-            lines.append(format_rule('-I', hook.chain, hook.args, hook.position))
-    if table.family != 'eb':
-        lines.append('COMMIT')
-    return '\n'.join(lines) + '\n'

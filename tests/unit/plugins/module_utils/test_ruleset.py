@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
-    Chain, Hook, Ruleset, Table, quote_arg)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Chain, Hook, Ruleset, Table
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.restore import quote_arg
 
 
 def _nic(name):

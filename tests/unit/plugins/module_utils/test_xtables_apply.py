@@ -11,13 +11,14 @@ import re
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
-    Chain, Hook, Ruleset, Table)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, ApplyError, Ownership)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Chain, Hook, Ruleset, Table
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import (
+    NWFILTER_OWNERSHIP, Ownership)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import ApplyError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import split_words
 from ansible_collections.hypervisor.netfilter.tests.support.fake_xtables import make_engine
+from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import sync
 
 
 def nic(name, ip='10.0.0.5', extra_tcp=False):
@@ -42,7 +43,7 @@ def test_first_apply_then_noop_without_writes(tmp_path):
     engine, kernels = make_engine(tmp_path)
     kernels['iptables'].table('filter')['FORWARD'].append('-j ADMIN_ACCEPT')
     desired = nic('vnet0')
-    first = engine.sync(desired)
+    first = sync(engine, desired)
     assert first.changed
     assert len(first.writes) == 2  # ebtables and iptables; ip6tables had nothing to do
     assert kernels['iptables'].tables['filter']['FORWARD'] == ['-j libvirt-in', '-j ADMIN_ACCEPT']
@@ -50,7 +51,7 @@ def test_first_apply_then_noop_without_writes(tmp_path):
     # A new engine (new module run) reads the cache from state_dir: no scratch namespace, no write.
     engine2 = make_engine(tmp_path)[0]
     engine2.runner.kernels = kernels
-    second = engine2.sync(desired)
+    second = sync(engine2, desired)
     assert not second.changed and second.writes == () and second.diff == ()
     assert [k for k, _argv in engine2.runner.calls] == ['read', 'read', 'read']
 
@@ -58,9 +59,9 @@ def test_first_apply_then_noop_without_writes(tmp_path):
 def test_noop_without_cache_canonicalises_in_scratch(tmp_path):
     engine, kernels = make_engine(tmp_path, state=False)
     desired = nic('vnet0')
-    engine.sync(desired)
+    sync(engine, desired)
     engine.runner.calls = []
-    again = engine.sync(desired)
+    again = sync(engine, desired)
     assert not again.changed
     kinds = [k for k, _argv in engine.runner.calls]
     assert kinds.count('scratch') == 2 and 'write' not in kinds  # eb and ip canonicalised once each
@@ -69,10 +70,10 @@ def test_noop_without_cache_canonicalises_in_scratch(tmp_path):
 def test_drift_detected_in_check_mode_and_repaired(tmp_path):
     engine, kernels = make_engine(tmp_path)
     desired = nic('vnet0')
-    engine.sync(desired)
+    sync(engine, desired)
     kernels['iptables'].tables['filter']['FI-vnet0'] = []  # iptables -F FI-vnet0
     kernels['ebtables'].tables['nat']['PREROUTING'] = []  # the hook is gone
-    check = engine.sync(desired, check_mode=True)
+    check = sync(engine, desired, check_mode=True)
     assert check.changed and check.writes == ()
     assert kernels['iptables'].tables['filter']['FI-vnet0'] == []
     ip_diff = [d for d in check.diff if d['before_header'].startswith('iptables')][0]
@@ -80,16 +81,16 @@ def test_drift_detected_in_check_mode_and_repaired(tmp_path):
     assert '-A FI-vnet0' not in ip_diff['before']
     eb_diff = [d for d in check.diff if d['before_header'].startswith('ebtables')][0]
     assert '-A PREROUTING -i vnet0 -j libvirt-I-vnet0' in eb_diff['after']
-    repaired = engine.sync(desired)
+    repaired = sync(engine, desired)
     assert repaired.changed and len(repaired.writes) == 2
     assert kernels['iptables'].tables['filter']['FI-vnet0'] == ['-p tcp -m tcp --dport 22 -j RETURN', '-j DROP']
-    assert not engine.sync(desired).changed
+    assert not sync(engine, desired).changed
 
 
 def test_changed_nic_only_touches_its_chains(tmp_path):
     engine, kernels = make_engine(tmp_path)
-    engine.sync(nic('vnet0').merge(nic('vnet1')))
-    result = engine.sync(nic('vnet0').merge(nic('vnet1', ip='10.0.0.9')))
+    sync(engine, nic('vnet0').merge(nic('vnet1')))
+    result = sync(engine, nic('vnet0').merge(nic('vnet1', ip='10.0.0.9')))
     eb = result.plan.family('eb')
     assert [c.chain for c in eb.chain_changes] == ['I-vnet1-ipv4']
     assert ':I-vnet1-ipv4 ACCEPT' in eb.restore_text and 'vnet0' not in eb.restore_text
@@ -98,15 +99,15 @@ def test_changed_nic_only_touches_its_chains(tmp_path):
 
 def test_obsolete_nic_is_unhooked_flushed_and_deleted(tmp_path):
     engine, kernels = make_engine(tmp_path)
-    engine.sync(nic('vnet0').merge(nic('vnet1')))
-    result = engine.sync(nic('vnet0'))
+    sync(engine, nic('vnet0').merge(nic('vnet1')))
+    result = sync(engine, nic('vnet0'))
     text = result.plan.family('eb').restore_text
     assert text.index('-D PREROUTING -i vnet1 -j libvirt-I-vnet1') < text.index('-X libvirt-I-vnet1')
     assert ':libvirt-I-vnet1 ACCEPT' in text  # flushed before -X
     nat = kernels['ebtables'].tables['nat']
     assert 'libvirt-I-vnet1' not in nat and 'I-vnet1-ipv4' not in nat
     assert nat['PREROUTING'] == ['-i vnet0 -j libvirt-I-vnet0']
-    empty = engine.sync(Ruleset())
+    empty = sync(engine, Ruleset())
     assert empty.changed
     assert kernels['iptables'].tables['filter'] == {'INPUT': [], 'FORWARD': [], 'OUTPUT': []}
 
@@ -119,37 +120,37 @@ def test_positioned_hooks_keep_admin_order(tmp_path):
         Chain('libvirt-in', ()), Chain('libvirt-out', ()), Chain('libvirt-in-post', ())), (
         Hook('FORWARD', ('-j', 'libvirt-in'), 1), Hook('FORWARD', ('-j', 'libvirt-out'), 2),
         Hook('FORWARD', ('-j', 'libvirt-in-post'), 3))),))
-    engine.sync(desired)
+    sync(engine, desired)
     assert kernels['iptables'].tables['filter']['FORWARD'] == [
         '-j libvirt-in', '-j libvirt-out', '-j libvirt-in-post', '-j ADMIN1', '-j ADMIN2']
     # Someone moves our jump behind theirs: relative order of ours broken -> re-inserted at 1..3.
     fwd = kernels['iptables'].tables['filter']['FORWARD']
     fwd.remove('-j libvirt-in')
     fwd.append('-j libvirt-in')
-    result = engine.sync(desired)
+    result = sync(engine, desired)
     assert result.changed
     assert kernels['iptables'].tables['filter']['FORWARD'] == [
         '-j libvirt-in', '-j libvirt-out', '-j libvirt-in-post', '-j ADMIN1', '-j ADMIN2']
     # A duplicate appended hook is removed, the admin rules stay where they are.
-    assert not engine.sync(desired).changed
+    assert not sync(engine, desired).changed
 
 
 def test_duplicate_appended_hook_removed(tmp_path):
     engine, kernels = make_engine(tmp_path)
-    engine.sync(nic('vnet0'))
+    sync(engine, nic('vnet0'))
     kernels['ebtables'].tables['nat']['PREROUTING'].append('-i vnet0 -j libvirt-I-vnet0')
-    result = engine.sync(nic('vnet0'))
+    result = sync(engine, nic('vnet0'))
     assert result.changed
     assert kernels['ebtables'].tables['nat']['PREROUTING'] == ['-i vnet0 -j libvirt-I-vnet0']
 
 
 def test_rejected_restore_keeps_previous_state_and_reports_stderr(tmp_path):
     engine, kernels = make_engine(tmp_path)
-    engine.sync(nic('vnet0'))
+    sync(engine, nic('vnet0'))
     before = kernels['iptables'].save()
     kernels['iptables'].reject = '--dport 53'
     with pytest.raises(CommandError) as info:
-        engine.sync(nic('vnet0', extra_tcp=True))
+        sync(engine, nic('vnet0', extra_tcp=True))
     assert 'Bad argument' in str(info.value) and 'Bad argument' in info.value.stderr
     assert kernels['iptables'].save() == before
 
@@ -165,38 +166,38 @@ def test_rejected_restore_keeps_previous_state_and_reports_stderr(tmp_path):
 def test_bad_desired_changes_nothing(tmp_path, desired, message):
     engine, kernels = make_engine(tmp_path)
     with pytest.raises(ApplyError, match=re.escape(message)):
-        engine.sync(desired)
+        sync(engine, desired)
     assert engine.runner.calls == []
 
 
 def test_other_ownership_is_invisible(tmp_path):
     network = Ownership('net', (('ip', 'filter', r'LIBVIRT_(FWI|FWO)'),))
     engine, kernels = make_engine(tmp_path)
-    engine.sync(nic('vnet0'))
+    sync(engine, nic('vnet0'))
     net_engine = make_engine(tmp_path, ownership=network)[0]
     net_engine.runner.kernels = kernels
     desired = Ruleset((Table('ip', 'filter', (Chain('LIBVIRT_FWI', (('-j', 'ACCEPT'),)),),
                              (Hook('FORWARD', ('-j', 'LIBVIRT_FWI'), 1),)),))
-    net_engine.sync(desired)
+    sync(net_engine, desired)
     assert kernels['iptables'].tables['filter']['FORWARD'] == ['-j LIBVIRT_FWI', '-j libvirt-in']
     # Both owners now see no change: neither touches the other's chains or hooks.
-    assert not net_engine.sync(desired).changed
-    assert not engine.sync(nic('vnet0')).changed
+    assert not sync(net_engine, desired).changed
+    assert not sync(engine, nic('vnet0')).changed
 
 
 def test_quoted_arguments_roundtrip(tmp_path):
     engine, kernels = make_engine(tmp_path)
     desired = Ruleset((Table('ip', 'filter', (
         Chain('FI-q', (('-m', 'comment', '--comment', 'two words "q"', '-j', 'RETURN'),)),)),))
-    engine.sync(desired)
+    sync(engine, desired)
     assert kernels['iptables'].tables['filter']['FI-q'] == ['-m comment --comment "two words \\"q\\"" -j RETURN']
     assert split_words(kernels['iptables'].tables['filter']['FI-q'][0])[3] == 'two words "q"'
-    assert not engine.sync(desired).changed
+    assert not sync(engine, desired).changed
 
 
 def test_summary_counts(tmp_path):
     engine, _kernels = make_engine(tmp_path)
-    result = engine.sync(nic('vnet0'))
+    result = sync(engine, nic('vnet0'))
     summary = result.summary()
     assert summary['ebtables']['chains_created'] == 2 and summary['ebtables']['hooks_added'] == 1
     assert summary['iptables']['chains_created'] == 2 and summary['iptables']['hooks_added'] == 1
@@ -227,13 +228,13 @@ def test_nwfilter_ownership(family, table, chain, owned):
 
 def test_admin_chain_jumping_into_ours_is_left_alone(tmp_path):
     engine, kernels = make_engine(tmp_path)
-    engine.sync(nic('vnet0'))
+    sync(engine, nic('vnet0'))
     filt = kernels['iptables'].tables['filter']
     filt['ADMIN'] = ['-j FI-vnet0']
-    assert not engine.sync(nic('vnet0')).changed
+    assert not sync(engine, nic('vnet0')).changed
     assert filt['ADMIN'] == ['-j FI-vnet0']
     with pytest.raises(ApplyError, match='hooks go into built-in chains'):
-        engine.sync(Ruleset((Table('ip', 'filter', (Chain('FI-x', ()),), (Hook('ADMIN', ('-j', 'FI-x')),)),)))
+        sync(engine, Ruleset((Table('ip', 'filter', (Chain('FI-x', ()),), (Hook('ADMIN', ('-j', 'FI-x')),)),)))
 
 
 @pytest.mark.parametrize('bad', ['10.0.0.1\n-F FORWARD', 'a\rb', 'nul\x00', 7])
@@ -241,7 +242,7 @@ def test_control_characters_never_reach_restore(tmp_path, bad):
     engine, kernels = make_engine(tmp_path)
     desired = Ruleset((Table('ip', 'filter', (Chain('FI-x', (('-s', bad, '-j', 'DROP'),)),)),))
     with pytest.raises(ApplyError, match='is not a plain string'):
-        engine.sync(desired)
+        sync(engine, desired)
     assert engine.runner.calls == [] and kernels['iptables'].restores == 0
 
 

@@ -1,7 +1,5 @@
 # -*- coding: utf-8 -*-
-# Copyright: hypervisor.netfilter contributors
-# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""libvirt's dry-run rendering of a command (argv) into text.
+"""libvirt's dry-run rendering of a command (argv) into text (tests only).
 
 libvirt's test vectors are the concatenation of every command it would run,
 rendered this way; rendering our command streams the same way lets the

@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.netfilter contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one renderer of ``*-restore`` text (ebtables, iptables, ip6tables).
+
+Everything we feed to an xtables restore tool goes through :func:`table_text`:
+the rendering of a whole :class:`~._ruleset.model.Table` (``Ruleset.render``,
+the ``rendered`` outputs), the engine's change transactions and the scratch
+namespace loads that learn the tools' own spelling.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_PLAIN_ARG = re.compile(r'^[^\s"\'\\]+$')
+_DIGITS = re.compile(r'(\d+)')
+
+
+@functools.lru_cache(maxsize=65536)
+def quote_arg(arg):
+    """Quote one argument for the *-restore tokenizer (double quotes)."""
+    if arg and _PLAIN_ARG.match(arg):
+        return arg
+    return '"' + arg.replace('\\', '\\\\').replace('"', '\\"') + '"'
+
+
+def render_rule(args):
+    """A rule's arguments as restore text (no chain, no operation)."""
+    return ' '.join(quote_arg(a) for a in args)
+
+
+def format_rule(op, chain, args, position=None):
+    words = [op, chain]
+    if position is not None:
+        words.append(str(position))
+    words.extend(quote_arg(a) for a in args)
+    return ' '.join(words)
+
+
+def chain_declaration(family, name):
+    # ebtables-nft's "-N" makes user chains whose listing policy is ACCEPT;
+    # declaring them the same way keeps our dumps identical to libvirt's.
+    if family == 'eb':
+        return ':%s ACCEPT' % name
+    return ':%s - [0:0]' % name
+
+
+def chain_lines(name, rules):
+    """``-A`` lines that fill chain ``name`` with ``rules`` (argument tuples)."""
+    return ['-A %s %s' % (name, render_rule(rule)) if rule else '-A %s' % name for rule in rules]
+
+
+def natural_key(name):
+    return [(0, int(part), '') if part.isdigit() else (1, 0, part) for part in _DIGITS.split(name)]
+
+
+def declaration_order(names):
+    """Order in which chains are created (and filled) in a restore.
+
+    The order chains are created in is the order nft keeps them in, and it
+    decides the cost of both this restore and of every later ``*-save``
+    (measured, 9,000 ebtables chains): name order makes saves ~4x slower
+    (2.1 s vs 0.5 s), random order makes restores ~2.5x slower; natural order
+    (vnet2 before vnet10) is fast for both (restore 3.3 s, save 0.5 s; libvirt's
+    creation order: 6.8 s and 0.6 s).
+    """
+    return sorted(names, key=natural_key)
+
+
+def table_text(family, table, hook_deletes=(), declare=(), fill=(), remove=(), hook_adds=()):
+    """One table's section of a restore, in the order the tools need it.
+
+    ``hook_deletes``: ``(chain, saved rule text)`` to ``-D``; ``declare``: chain
+    names to create or flush; ``fill``: ``(chain, rules)`` to append;
+    ``remove``: chains to ``-X``; ``hook_adds``: ``(chain, rendered rule,
+    position or None)`` to insert or append last.
+    """
+    lines = ['*%s' % table]
+    lines.extend('-D %s %s' % (chain, rule) for chain, rule in hook_deletes)
+    lines.extend(chain_declaration(family, name) for name in declare)
+    for name, rules in fill:
+        lines.extend(chain_lines(name, rules))
+    lines.extend('-X %s' % name for name in remove)
+    for chain, rendered, position in hook_adds:
+        if position is None:
+            lines.append('-A %s %s' % (chain, rendered))
+        else:
+            lines.append('-I %s %d %s' % (chain, position, rendered))
+    if family != 'eb':
+        lines.append('COMMIT')
+    return '\n'.join(lines) + '\n'
+
+
+def render_table(table):
+    """A whole :class:`~._ruleset.model.Table`, for a host that has none of it yet."""
+    return table_text(table.family, table.name, declare=[c.name for c in table.chains],
+                      fill=[(c.name, c.rules) for c in table.chains],
+                      hook_adds=[(h.chain, render_rule(h.args), h.position) for h in table.hooks])
