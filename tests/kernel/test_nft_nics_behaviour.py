@@ -32,8 +32,8 @@ import time
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
     _sort_key, binding_variables, compile_binding)
@@ -44,7 +44,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.res
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset, merge_rulesets
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
 from ansible_collections.hypervisor.netfilter.tests.kernel import frames as F
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
+from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner, sync
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import (
     ThrowawayHypervisor, can_create_namespaces, missing_tools)
 
@@ -86,7 +86,7 @@ class Side:
         if self.backend == 'xtables':
             ruleset = merge_rulesets([compile_binding(b.interface, b.mac, b.filter, b.parameters, filters)
                                       for b in bindings]) if bindings else Ruleset()
-            self.engine.sync(ruleset)
+            sync(self.engine, ruleset)
             return None
         return nft_nics.sync_nics(self.runner, bindings, filters, engine=self.engine, state_dir=self.state_dir)
 

@@ -62,7 +62,7 @@ class HostSyncResult:
     removed: tuple = ()  # interfaces unbound
     skipped: tuple = ()  # interfaces whose bindings were not applied (skip_missing_interfaces and absent)
     interfaces_changed: tuple = ()  # interfaces whose own chains were (re)written or removed
-    sync: object = None  # xtables_engine.SyncResult
+    sync: object = None  # xtables_plan.SyncResult
     warnings: tuple = ()
     previous: tuple = ()  # StoredBinding before the run, stored order
     interface_details: tuple = ()  # ((interface, (what differed, ...)), ...) for interfaces_changed

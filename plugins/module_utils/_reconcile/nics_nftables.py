@@ -27,14 +27,16 @@ import json
 import os
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
-    NWFILTER_OWNERSHIP, XtablesEngine)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import filter_tree
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import load_bindings, save_bindings
 
 NFTABLES = 'nftables'
@@ -276,7 +278,6 @@ def leave_nftables(runner=None, check_mode=False):
     """
     if nft_nics.find_tool('nft') is None:
         return None
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
     removal = nft_nics.remove_table(runner or CommandRunner(), check_mode=check_mode)
     return nft_nics.diff_dict(removal)
 
@@ -285,5 +286,4 @@ def effective_backend(state_dir, requested):
     """The NIC filter layout to use: the option when given, else the stored host setting."""
     if requested:
         return requested
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
     return host_settings.load_host_settings(state_dir).firewall_backend
