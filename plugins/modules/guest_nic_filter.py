@@ -246,6 +246,11 @@ bindings:
       description: Filter parameters (a string for one value, a list for several).
       type: dict
       sample: {IP: 192.0.2.10}
+    owner:
+      description: The C(<owner>) of a binding given as O(binding_xml) (libvirt's guest name and UUID), kept as given.
+      returned: when the binding has one
+      type: dict
+      sample: {name: vm1, uuid: d217f2d7-5a04-4a35-a6ba-5b9f0e1f0a01}
 added:
   description: Interfaces newly bound.
   returned: state is present or absent
@@ -401,10 +406,11 @@ def argument_spec():
 
 
 def requested_nics(params):
-    """``[(interface, mac, filter, parameters, where)]`` from whichever input form was used."""
+    """``[(interface, mac, filter, parameters, where)]`` from whichever input form was used
+    (binding_xml: a StoredBinding, which keeps the document's owner)."""
     if params['binding_xml'] is not None:
-        parsed = parse_binding(params['binding_xml'], source='binding_xml')
-        return [(parsed.portdev, parsed.mac, parsed.filter, tuple(parsed.parameters), 'binding_xml')]
+        # the <owner> (guest name and UUID) is stored with the binding (see make_bindings)
+        return [binding_store.from_filterbinding(parse_binding(params['binding_xml'], source='binding_xml'))]
     if params['interface'] is not None:
         return [(params['interface'], params['mac'], params['filter'], params['parameters'], 'interface')]
     if params['nics'] is not None:
@@ -415,7 +421,11 @@ def requested_nics(params):
 
 def make_bindings(nics):
     bindings = []
-    for interface, mac, filter_name, parameters, where in nics:
+    for nic in nics:
+        if isinstance(nic, binding_store.StoredBinding):  # from binding_xml, already validated
+            bindings.append(nic)
+            continue
+        interface, mac, filter_name, parameters, where = nic
         for name, value in (('mac', mac), ('filter', filter_name)):
             if value is None:
                 raise binding_store.BindingError('%s: %s is required to bind interface %s' % (where, name, interface))
@@ -424,8 +434,11 @@ def make_bindings(nics):
 
 
 def binding_output(binding):
-    return dict(interface=binding.interface, mac=binding.mac, filter=binding.filter,
-                parameters=binding.parameters_dict())
+    output = dict(interface=binding.interface, mac=binding.mac, filter=binding.filter,
+                  parameters=binding.parameters_dict())
+    if binding.owner:
+        output['owner'] = dict(name=binding.owner[0], uuid=binding.owner[1])
+    return output
 
 
 def make_request(module):
@@ -438,7 +451,8 @@ def make_request(module):
     if state == 'present' and params['exclusive'] and not nics and params['nics'] is None:
         raise NetfilterError('exclusive=true needs the complete list in nics (nics: [] unbinds every NIC)')
     upserts = tuple(make_bindings(nics)) if state in ('present', 'rendered') else ()
-    removals = tuple(binding_store.validate_interface(n[0], where=n[4]) for n in nics) if state == 'absent' else ()
+    removals = tuple(n.interface if isinstance(n, binding_store.StoredBinding) else
+                     binding_store.validate_interface(n[0], where=n[4]) for n in nics) if state == 'absent' else ()
     return bind_service.BindRequest(
         state=state, state_dir=params['state_dir'], upserts=upserts, removals=removals,
         exclusive=params['exclusive'] and state == 'present', check_mode=module.check_mode,

@@ -155,7 +155,7 @@ def test_import_from_libvirt_gives_libvirts_rules_and_refuses_to_fight(libvirt_o
     priorities = harness.chain_priorities(harness.all_filter_texts({'hnf-imp-web': WEB}))
     expected = harness.normalise(libvirt_dump, priorities)
     assert harness.normalise(ours, priorities) == expected, harness.diff(expected, harness.normalise(ours, priorities))
-    # UUIDs kept, bindings stored, libvirt's files handed over
+    # filter UUIDs kept, bindings stored with their owners, libvirt's files handed over
     with open(os.path.join(state_dir, 'filters', 'hnf-imp-web.xml')) as handle:
         assert '<uuid>%s</uuid>' % WEB_UUID in handle.read()
     with open(os.path.join(filter_dir, 'clean-traffic.xml')) as handle:
@@ -165,4 +165,8 @@ def test_import_from_libvirt_gives_libvirts_rules_and_refuses_to_fight(libvirt_o
     with open(os.path.join(state_dir, 'bindings.json')) as handle:
         stored = json.load(handle)['bindings']
     assert [(b['interface'], b['filter']) for b in stored] == [('imp0', 'hnf-imp-web'), ('imp1', 'clean-traffic')]
+    for entry in stored:  # the guests' names and UUIDs (libvirt's <owner>) are kept too
+        with open(os.path.join(handover, entry['interface'] + '.xml')) as handle:
+            owner = handle.read().split('<owner>')[1]
+        assert '<uuid>%s</uuid>' % entry['owner']['uuid'] in owner and entry['owner']['name'] in owner
     assert os.listdir(binding_dir) == [] and sorted(os.listdir(handover)) == ['imp0.xml', 'imp1.xml']

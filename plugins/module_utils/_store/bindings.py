@@ -111,6 +111,8 @@ class StoredBinding:
     filter: str
     parameters: tuple = ()  # ((name, (value, ...)), ...)
     seq: int = 0
+    # libvirt's <owner> (the guest's name and UUID) of an imported <filterbinding>: kept, not used for rules
+    owner: tuple = ()  # () or (name, uuid)
 
     @property
     def portdev(self):
@@ -127,32 +129,49 @@ class StoredBinding:
 
     def same_binding(self, other):
         """Equal apart from the storage order."""
-        return (self.interface, self.mac, self.filter, self.parameters) == \
-            (other.interface, other.mac, other.filter, other.parameters)
+        return (self.interface, self.mac, self.filter, self.parameters, self.owner) == \
+            (other.interface, other.mac, other.filter, other.parameters, other.owner)
 
     def to_dict(self):
-        return {
+        data = {
             'interface': self.interface,
             'mac': self.mac,
             'filter': self.filter,
             'parameters': [[name, list(values)] for name, values in self.parameters],
         }
+        if self.owner:
+            data['owner'] = {'name': self.owner[0], 'uuid': self.owner[1]}
+        return data
 
 
-def make_binding(interface, mac, filter_name, parameters=None, seq=0, where=None):
+def _owner(owner, where):
+    """``()`` or ``(name, uuid)`` from None, a pair or a dict with name and uuid."""
+    if not owner:
+        return ()
+    if isinstance(owner, dict):
+        owner = (owner.get('name'), owner.get('uuid'))
+    if not isinstance(owner, (list, tuple)) or len(owner) != 2 or \
+            not all(isinstance(part, str) and part and not _CONTROL.search(part) for part in owner):
+        raise BindingError('%s: owner must have a name and a uuid, got %r' % (where, owner))
+    return tuple(owner)
+
+
+def make_binding(interface, mac, filter_name, parameters=None, seq=0, where=None, owner=None):
     """Validated :class:`StoredBinding` from module-style input."""
     where = where or 'binding %s' % (interface,)
     validate_interface(interface, where='%s: interface' % where)
     if not isinstance(filter_name, str) or not filter_name:
         raise BindingError('%s: filter must be a non-empty filter name' % where)
     return StoredBinding(interface, normalise_mac(mac, where='%s: mac' % where), filter_name,
-                         normalise_parameters(parameters, where='%s: parameters' % where), seq)
+                         normalise_parameters(parameters, where='%s: parameters' % where), seq,
+                         _owner(owner, '%s: owner' % where))
 
 
 def from_filterbinding(binding, seq=0):
-    """From an :class:`nwfilter_parse.Binding` (a parsed ``<filterbinding>``)."""
+    """From an :class:`nwfilter_parse.Binding` (a parsed ``<filterbinding>``), its owner kept."""
+    owner = (binding.owner_name, binding.owner_uuid) if binding.owner_name and binding.owner_uuid else None
     return make_binding(binding.portdev, binding.mac, binding.filter, tuple(binding.parameters), seq,
-                        where='filterbinding %s' % binding.portdev)
+                        where='filterbinding %s' % binding.portdev, owner=owner)
 
 
 def bindings_path(state_dir):
@@ -163,7 +182,7 @@ def _parse_entry(path, index, data):
     where = '%s: binding #%d' % (path, index + 1)
     try:
         return make_binding(data['interface'], data['mac'], data['filter'],
-                            list(data.get('parameters') or []), index + 1, where=where)
+                            list(data.get('parameters') or []), index + 1, where=where, owner=data.get('owner'))
     except (ValueError, KeyError, TypeError) as exc:
         raise BindingError('%s is damaged: %s' % (where, exc))
 

@@ -133,7 +133,11 @@ def test_gathered_lists_bindings_and_whether_they_are_in_force(run, host):
 def test_binding_xml(run, host):
     result = run(binding_xml=BINDING_XML)
     assert result['bindings'] == [dict(interface='vnet7', mac='52:54:00:11:22:33', filter='clean-traffic',
-                                       parameters={'IP': '10.0.0.5'})]
+                                       parameters={'IP': '10.0.0.5'},
+                                       owner=dict(name='vm', uuid='d54df46f-1ab5-4a22-8618-4560ef5fac2c'))]
+    # the owner (libvirt's guest name and UUID) is stored with the binding
+    assert binding_store.load_bindings(run.state_dir)[0].owner == ('vm', 'd54df46f-1ab5-4a22-8618-4560ef5fac2c')
+    assert not run(binding_xml=BINDING_XML)['changed']
     assert '-s 52:54:00:11:22:33 -j RETURN' in host['ebtables'].tables['nat']['I-vnet7-mac']
 
 
