@@ -56,7 +56,7 @@ _ELEMENT_OF_KEY.update((name, name) for name in P.PROTOCOLS)
 _NUMERIC = frozenset((P.UINT8, P.UINT16, P.UINT16_DEC, P.UINT32, P.IPV4MASK, P.IPV6MASK))
 _XML_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_.-]*$')
 _LINE = re.compile(r'\s*\(line (\d+)\)|,? ?line (\d+)')
-_RULE_WHERE = re.compile(r'^rule #\d+ \((?:priority -?\d+, )?line (\d+)\)$')
+_RULE_WHERE = re.compile(r'^rule #\d+ \((?:priority [^,]*, )?line (\d+)\)$')
 
 
 # --------------------------------------------------------------------------
@@ -147,9 +147,9 @@ def _text(value, where, key, name, source, boolean=('true', 'false')):
     _fail('must be a string, a number or a boolean, not %s' % type(value).__name__, where, key, value, name, source)
 
 
-def _set(element, key, text, where, name, source):
+def _set(element, key, text, where, name, source, label=None):
     if not isinstance(key, str) or not _XML_NAME.match(key):
-        _fail('not an attribute name', where, key, None, name, source)
+        _fail('not an attribute name', where, label or key, None, name, source)
     element.set(key, text)
 
 
@@ -221,9 +221,10 @@ def _rule(root, entry, where, name, source, strict):
                 attr = _attribute_name(protocol, attr)
                 label = '%s.%s' % (key, attr)
                 if attr == 'match':
-                    _set(child, attr, _text(value, where, label, name, source, ('yes', 'no')), where, name, source)
+                    _set(child, attr, _text(value, where, label, name, source, ('yes', 'no')), where, name, source,
+                         label)
                 else:
-                    _set(child, attr, _text(value, where, label, name, source), where, name, source)
+                    _set(child, attr, _text(value, where, label, name, source), where, name, source, label)
     return element, (protocol_keys[0] if protocol_keys else None)
 
 
@@ -284,6 +285,8 @@ def _relabel(exc, where, source):
         if located:
             label, protocol, dummy = located
     key = exc.attribute
+    if key is None and '<uuid>' in message:
+        key = 'uuid'
     if key and protocol and key not in RULE_KEYS and not key.startswith('parameter'):
         key = '%s.%s' % (protocol, key)
     message = _LINE.sub('', message)

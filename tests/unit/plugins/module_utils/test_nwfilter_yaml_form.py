@@ -109,3 +109,17 @@ def test_argument_spec_lists_every_protocol():
     assert spec['rules']['required_one_of'] == [('filter', 'action')]
     assert len([k for k in rule if k not in ('action', 'direction', 'priority', 'statematch', 'filter',
                                              'parameters')]) == 24
+
+
+@pytest.mark.parametrize('options,expected', [
+    ({'name': 'e', 'rules': [{'action': 'drop', 'direction': 'in', 'priority': 'abc'}]},
+     "filter 'e', rules[0] (priority abc), key 'priority', value 'abc'"),
+    ({'name': 'e', 'chain': 'bogus'}, "filter 'e', key 'chain', value 'bogus'"),
+    ({'name': 'e', 'uuid': 'nope'}, "filter 'e', key 'uuid', value 'nope'"),
+    ({'name': 'e', 'rules': [{'action': 'drop', 'direction': 'in', 'tcp': {'bad key': 1}}]},
+     "filter 'e', rules[0] (priority 500), key 'tcp.bad key': not an attribute name"),
+])
+def test_filter_level_errors_name_the_key(options, expected):
+    with pytest.raises(FilterError) as refused:
+        filter_from_options(options)
+    assert expected in str(refused.value), str(refused.value)
