@@ -23,7 +23,7 @@ import pytest
 
 from ansible_collections.hypervisor.netfilter.tests.agent.agent_lib import (
     AGENT, agent_python, dump_host, ours, require_agent_kernel, rule_count, run_agent, store_bindings)
-from ansible_collections.hypervisor.netfilter.tests.kernel import test_network_firewalld as fwtest
+from ansible_collections.hypervisor.netfilter.tests.lib import firewalld as fwtest
 from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import run_module
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor, missing_tools
 
