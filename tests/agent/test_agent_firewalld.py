@@ -2,7 +2,7 @@
 # Copyright: hypervisor.netfilter contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The running agent against a real firewalld (both backends) in a throwaway
-namespace on a private D-Bus (tests/kernel/test_network_firewalld.py).
+namespace on a private D-Bus (tests/lib/firewalld.py).
 
 firewalld 1.3 flushes the iptables and ebtables tables when it starts,
 restarts and reloads, with either backend. The agent (``watch``, periodic
@@ -24,7 +24,7 @@ import pytest
 from ansible_collections.hypervisor.netfilter.tests.agent.agent_lib import (
     AGENT, agent_python, dump_host, ours, require_agent_kernel, rule_count, run_agent, store_bindings)
 from ansible_collections.hypervisor.netfilter.tests.lib import firewalld as fwtest
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import run_module
+from ansible_collections.hypervisor.netfilter.tests.lib.network_support import run_module
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor, missing_tools
 
 NICS = 100

@@ -23,7 +23,7 @@ import time
 
 from ansible_collections.hypervisor.netfilter.tests.agent.agent_lib import (
     AGENT, agent_python, dump_host, require_agent_kernel, rule_count, run_agent, store_bindings)
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import run_module
+from ansible_collections.hypervisor.netfilter.tests.lib.network_support import run_module
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor
 
 NETWORK = dict(name='agentnat', bridge='virbr-ag', forward_mode='nat',

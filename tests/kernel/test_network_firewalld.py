@@ -15,10 +15,11 @@ import os
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import (
+from ansible_collections.hypervisor.netfilter.tests.lib.network_support import (
     dump_all, require_kernel, run_module)
 from ansible_collections.hypervisor.netfilter.tests.lib.firewalld import PrivateFirewalld, require_firewalld
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
+from ansible_collections.hypervisor.netfilter.tests.lib.network_traffic import UPSTREAM, UPSTREAM_HOST, Lab, connect
 
 
 @pytest.fixture
@@ -192,8 +193,6 @@ def test_guest_traffic_passes_firewalld_only_through_the_libvirt_zone(tmp_path):
     network's own rules decide. A zone changed behind our back is put back."""
     require_kernel()
     require_firewalld()
-    from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_traffic import (
-        UPSTREAM, UPSTREAM_HOST, Lab, connect)
     with Lab('fwt') as lab:
         fw = PrivateFirewalld(lab.host, str(tmp_path / 'fw'))
         os.makedirs(fw.dir)

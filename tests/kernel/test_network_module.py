@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_iptables as network_compile_iptables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import (
+from ansible_collections.hypervisor.netfilter.tests.lib.network_support import (
     dump_all, dump_nft, dump_xtables, require_kernel, rules_only, run_module, stored_networks, sysctl)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 

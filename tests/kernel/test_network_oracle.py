@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_network_support import (
+from ansible_collections.hypervisor.netfilter.tests.lib.network_support import (
     REPO, require_kernel, run_module)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 
