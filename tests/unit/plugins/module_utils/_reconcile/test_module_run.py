@@ -26,11 +26,12 @@ def reconcile(monkeypatch):
                 with state_lock(state_dir, 0):  # the module's lock is still held
                     pass
         calls.append(dict(options, check_mode=check_mode))
-        if isinstance(fake.report, Exception):
-            raise fake.report
+        for error in fake.errors:
+            raise error
         return fake.report
 
     fake.report = HostReport(changed=False, failed=False)
+    fake.errors = []  # raised instead of returning a report
     fake.calls = calls
     monkeypatch.setattr(module_run, 'reconcile_host_locked', fake)
     return fake
@@ -85,7 +86,7 @@ def test_a_failed_object_undoes_the_change_inside_the_lock(tmp_path, reconcile):
     assert host_settings.load_host_settings(state_dir).xtables_backend == 'auto'  # not stored: the run failed
 
     undone[:] = []
-    reconcile.report = NetfilterError('damaged host.json')
+    reconcile.errors.append(NetfilterError('damaged host.json'))
     with pytest.raises(NetfilterError):
         module_run.change_and_reconcile(state_dir, lambda: ('again', {}), undo)
     assert undone == ['again']
