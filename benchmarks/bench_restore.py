@@ -50,6 +50,7 @@ from ansible_collections.hypervisor.netfilter.tests.agent.agent_lib import (  # 
     AGENT, agent_python, store_bindings)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, missing_tools  # noqa: E402
 
+_COUNTERS = re.compile(r' ?\[\d+:\d+\]| -c \d+ \d+')
 FAMILIES = (('ebtables-save', 'ebtables-restore'), ('iptables-save', 'iptables-restore'),
             ('ip6tables-save', 'ip6tables-restore'))
 
@@ -71,7 +72,10 @@ def agent(ns, *args, env=None):
 
 
 def saves(ns):
-    return dict((save, ns.run([save]).stdout) for save, _restore in FAMILIES)
+    """The *-save texts without comment lines (they carry a timestamp) and counters."""
+    return dict((save, '\n'.join(_COUNTERS.sub('', line) for line in ns.run([save]).stdout.splitlines()
+                                  if not line.startswith('#')) + '\n')
+                for save, _restore in FAMILIES)
 
 
 def rule_lines(texts):
