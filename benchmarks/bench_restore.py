@@ -73,9 +73,11 @@ def agent(ns, *args, env=None):
 
 def saves(ns):
     """The *-save texts without comment lines (they carry a timestamp) and counters."""
-    return dict((save, '\n'.join(_COUNTERS.sub('', line) for line in ns.run([save]).stdout.splitlines()
-                                  if not line.startswith('#')) + '\n')
-                for save, _restore in FAMILIES)
+    out = {}
+    for save, _restore in FAMILIES:
+        lines = ns.run([save]).stdout.splitlines()
+        out[save] = '\n'.join(_COUNTERS.sub('', line) for line in lines if not line.startswith('#')) + '\n'
+    return out
 
 
 def rule_lines(texts):
