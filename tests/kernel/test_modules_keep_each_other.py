@@ -7,6 +7,8 @@ with guest_nic_filter, then add a NAT network with virt_network.  Defining
 libvirt's firewalld zone makes virt_network reload firewalld, and firewalld
 1.3 flushes the ebtables and iptables tables on reload, so without the closing
 whole-host reconcile every NIC filter is gone while both tasks report success.
+Then a flush by another tool, repaired by guest_nic_filter without restating
+any NIC.
 """
 
 from __future__ import annotations
@@ -65,5 +67,14 @@ def test_nic_filters_survive_virt_network_reloading_firewalld(tmp_path):
                                                          ('hypervisor.netfilter.virt_network', network)], env=fw.env)
             assert [r['changed'] for r in again] == [False, False]
             assert nic_rules(hv) == filtered
+
+            # Flushed by another tool: guest_nic_filter with nothing restated puts every stored binding back.
+            hv.host.run(['ebtables', '-t', 'nat', '-F'])
+            assert nic_rules(hv)['ebtables-save'] != filtered['ebtables-save']
+            (reapplied,), _proc = run_tasks(hv.host, tmp_path, [('hypervisor.netfilter.guest_nic_filter',
+                                                                 dict(state_dir=state_dir))], env=fw.env)
+            assert reapplied['changed'] and reapplied['added'] == [] and nic_rules(hv) == filtered
+            assert sorted(o['name'] for o in reapplied['objects'] if o['status'] == 'repaired') == \
+                sorted(g.port for g in hv.guests)
         finally:
             fw.stop()
