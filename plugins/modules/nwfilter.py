@@ -744,8 +744,9 @@ def main():
     for warning in outcome.warnings:
         module.warn(warning)
     result = make_result(module, request, outcome, ignored)
-    if outcome.report is not None and request.state != 'gathered':
-        # the previous definition is back (nothing changed): say what could not be applied
+    if outcome.report is not None and outcome.report.failed and request.state != 'gathered':
+        # the previous definition is back: say what could not be applied
+        result['changed'] = False
         results.fail_if_failed(module, outcome.report, result)
     module.exit_json(**result)
 

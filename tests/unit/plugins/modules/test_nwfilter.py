@@ -232,7 +232,7 @@ def test_changes_rebuild_the_bindings_that_use_the_filter(run, rebuilds):
 def test_a_failed_rebuild_restores_the_previous_definition(run, rebuilds, monkeypatch):
     monkeypatch.setattr(store, 'stored_bindings', lambda state_dir: (('vnet5', 'explode'),))
     first = run(xml="<filter name='explode'><rule action='accept' direction='in'><all/></rule></filter>")
-    assert first['failed'] and 'iptables-restore failed' in first['msg']
+    assert first['failed'] and 'iptables-restore failed' in first['msg'] and first['changed'] is False
     assert stored(run.state_dir, 'explode') is None  # a new filter is removed again
     monkeypatch.setattr(store, 'stored_bindings', lambda state_dir: ())
     run(xml="<filter name='explode'><rule action='accept' direction='in'><all/></rule></filter>")
