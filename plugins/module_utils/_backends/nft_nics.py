@@ -147,7 +147,11 @@ class Canonical:
         skeleton = dataclasses.replace(layout, sets=tuple(dataclasses.replace(s, elements=frozenset())
                                                           for s in layout.sets),
                                        maps=tuple((name, ()) for name, _elements in layout.maps))
-        out, err = scratch(runner, L.render_layout(skeleton))
+        # The skeleton's maps are empty: add the base chains the layout uses but the skeleton lacks.
+        script = L.render_layout(skeleton) + ''.join(
+            line + '\n' for base in layout.bases() if base not in skeleton.bases()
+            for line in L.render_base_chain(base, layout.fail_closed))
+        out, err = scratch(runner, script)
         if out is None:
             raise NftError('nft rejected the desired guest NIC rules (tried in a scratch network namespace, the '
                            'host is untouched): %s' % err)
@@ -330,7 +334,8 @@ def plan(runner, layout, live, canonical):
     p = 'add'
     fam, table = L.FAMILY, L.TABLE
     wanted = dict((c.name, c) for c in layout.chains)
-    keys = [chain_key(name, layout) for name in list(wanted) + [b.name for b in L.BASE_CHAINS]]
+    bases = layout.bases()
+    keys = [chain_key(name, layout) for name in list(wanted) + [b.name for b in bases]]
     canonical.learn(runner, layout, keys)
     head, flush, drop_map, drop_elem, drop_chain, drop_set, add_obj, add_elem, add_rule, add_map = (
         [], [], [], [], [], [], [], [], [], [])
@@ -344,8 +349,13 @@ def plan(runner, layout, live, canonical):
     for base in L.BASE_CHAINS:
         live_map = live.maps.get(base.map)
         desired = dict(next(e for n, e in layout.maps if n == base.map))
-        rebuild_base = live.base.get(base.name) != ('filter', base.hook, base.priority, 'accept') or \
-            live.chains.get(base.name) != canonical.chains[chain_key(base.name, layout)]
+        rebuild_base = base in bases and (
+            live.base.get(base.name) != ('filter', base.hook, base.priority, 'accept')
+            or live.chains.get(base.name) != canonical.chains[chain_key(base.name, layout)])
+        if base not in bases and base.name in live.chains:
+            flush.append('flush chain %s %s %s' % (fam, table, base.name))
+            drop_chain.append('delete chain %s %s %s' % (fam, table, base.name))
+            deleted.append(base.name)
         if live_map is None or live_map[:2] != ('ifname', 'verdict'):
             if live_map is not None:
                 rebuild_base = True
@@ -538,7 +548,7 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
         if xt_plan is not None:
             engine.commit(xt_plan)
         canonical.save(set(chain_key(c.name, layout) for c in layout.chains)
-                       | set(chain_key(b.name, layout) for b in L.BASE_CHAINS))
+                       | set(chain_key(b.name, layout) for b in layout.bases()))
         if snapshot is not None:
             # Record only when the table is now exactly the layout and our write was the only commit.
             after = FAST.genid(runner)

@@ -140,7 +140,7 @@ class Snapshot:
                     entry['s'].setdefault(nft_set.name, []).append(_element_out(element))
         data = {'version': VERSION, 'genid': generation, 'context': context,
                 'nics': dict((name, _pack(entry)) for name, entry in nics.items()),
-                'chains': [c.name for c in layout.chains],
+                'chains': [c.name for c in layout.chains], 'bases': [b.name for b in layout.bases()],
                 'sets': dict((s.name, [list(s.key), s.interval, list(s.kinds)]) for s in layout.sets)}
         atomic_write(self.path, json.dumps(data, separators=(',', ':')), durable=False)
         self.data = data
@@ -171,8 +171,9 @@ def fast_plan(snapshot, generation, context, bindings, keys, compile_one):
     for binding in changed:
         result = compile_one(binding)
         nic = result.layout
-        if nic.mode != L.NFT or any(c.name not in chains for c in result.chains):
-            return None  # needs xtables, or new chains: the full path learns and diffs them
+        if nic.mode != L.NFT or any(c.name not in chains for c in result.chains) or \
+                any(base not in data['bases'] for base, _target in nic.dispatch):
+            return None  # needs xtables, new chains or a base chain not there: the full path does it
         entry = {'k': keys[binding.interface], 'd': [list(d) for d in nic.dispatch], 'm': nic.mode,
                  'w': list(nic.warnings), 's': {}}
         for nft_set in result.sets:

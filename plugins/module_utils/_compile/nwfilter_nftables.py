@@ -48,7 +48,7 @@ FAMILY = 'bridge'
 TABLE = 'hnf_nic'
 TABLE_COMMENT = 'hypervisor.netfilter guest NIC filters'
 # Bump when the layout for the same input changes (invalidates cached compilations).
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +124,16 @@ class Layout:
                 return nic
         return None
 
+    def bases(self):
+        """The base chains in use: a hook costs every frame a call, so a chain with nothing to
+        dispatch (e.g. the IP-layer ones when no NIC has IP-layer rules) is not created."""
+        used = set(name for name, elements in self.maps if elements)
+        return tuple(b for b in BASE_CHAINS if b.name in used or (b.layer == 'eth' and self.fail_closed))
+
     def counts(self):
         """(rules, set elements + map elements) this layout puts in the kernel."""
-        rules = sum(len(c.rules) for c in self.chains) + len(BASE_CHAINS) * (1 + len(self.fail_closed))
+        base_rules = sum(len(base_chain_rules(b, self.fail_closed)) for b in self.bases())
+        rules = sum(len(c.rules) for c in self.chains) + base_rules
         elements = sum(len(s.elements) for s in self.sets) + sum(len(m[1]) for m in self.maps)
         return rules, elements
 
@@ -201,8 +208,10 @@ def _group_template(group, key_expr, interface):
     sets = []
     for index, members in enumerate(lookups):
         exprs = tuple(first.atoms[i].expr for i in members)
-        interval = any(e in M.INTERVAL_KEYS for e in exprs)
         elements = [tuple(rule.atoms[i].value for i in members) for rule in group]
+        # Interval sets (pipapo for concatenations) cost several times a hash lookup per frame: only
+        # for NICs whose values are prefixes or ranges ($IP is mostly single addresses).
+        interval = any(low != high for element in elements for low, high in element)
         if interval:
             elements = _prune(elements)
             if elements is None:
@@ -464,6 +473,6 @@ def render_layout(layout):
         if elements:
             lines.append('add element %s %s %s { %s }' % (FAMILY, TABLE, base_name, ', '.join(
                 '"%s" : %s' % (ifname, verdict) for ifname, verdict in elements)))
-    for base in BASE_CHAINS:
+    for base in layout.bases():
         lines.extend(render_base_chain(base, layout.fail_closed))
     return '\n'.join(lines) + '\n'

@@ -32,10 +32,6 @@ SETTABLE = frozenset((
     'ether saddr', 'ether daddr', 'ip saddr', 'ip daddr', 'ip6 saddr', 'ip6 daddr', 'th sport', 'th dport',
     'vlan id', '@nh,64,48', '@nh,112,32', '@nh,144,48', '@nh,192,32',
 ))
-# Keys whose sets need interval elements (prefixes, ranges).
-INTERVAL_KEYS = frozenset(('ip saddr', 'ip daddr', 'ip6 saddr', 'ip6 daddr', 'th sport', 'th dport',
-                           '@nh,112,32', '@nh,192,32'))
-
 ETHER_TYPES = {'ipv4': 0x0800, 'ipv6': 0x86dd, 'arp': 0x0806, 'rarp': 0x8035, 'vlan': 0x8100}
 IP_PROTOCOLS = {'tcp': 6, 'udp': 17, 'udplite': 136, 'esp': 50, 'ah': 51, 'icmp': 1, 'igmp': 2, 'sctp': 132,
                 'icmpv6': 58, 'ipv6-icmp': 58}

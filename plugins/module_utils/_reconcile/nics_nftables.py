@@ -278,7 +278,14 @@ def leave_nftables(runner=None, check_mode=False):
     """
     if nft_nics.find_tool('nft') is None:
         return None
-    removal = nft_nics.remove_table(runner or CommandRunner(), check_mode=check_mode)
+    runner = runner or CommandRunner()
+    try:
+        live = nft_nics.read_live(runner)
+    except nft_nics.NftError:
+        return None  # nftables unusable here (e.g. a kernel without nf_tables): no table of ours either
+    removal = nft_nics.remove_plan(live)
+    if not check_mode:
+        nft_nics.apply(runner, removal)
     return nft_nics.diff_dict(removal)
 
 
