@@ -84,7 +84,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile im
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import (
     NWFILTER_OWNERSHIP, XtablesEngine)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
 count, repeat, backend = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -103,7 +103,7 @@ def sync(state_dir, upserts):
 out = {"apply": [], "noop": [], "one_nic": [], "engine_one_nic": [], "engine_noop": [], "writes_one_nic": None}
 for attempt in range(repeat):
     if backend == "nftables":
-        nft_nics.remove_table(CommandRunner())
+        nft_nics.remove_table(Runner())
     else:
         engine = XtablesEngine(NWFILTER_OWNERSHIP, backend="nft", ebtables_backend="nft")
         from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset
@@ -118,7 +118,7 @@ for attempt in range(repeat):
     out["writes_one_nic"] = [list(w) for w in result.sync.writes]
     if backend == "nftables":
         filters = builtin_filters()
-        runner = CommandRunner()
+        runner = Runner()
         engine = XtablesEngine(NWFILTER_OWNERSHIP, backend="nft", ebtables_backend="nft", state_dir=state_dir,
                                runner=runner)
         cache = nics_nftables.NftCompiledCache(state_dir)
@@ -155,7 +155,7 @@ def apply_layout(hv, layout, others, state_dir):
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset, merge_rulesets
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
-    from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_engine import NsRunner
+    from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner
     runner = NsRunner(hv.host)
     engine = XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft', state_dir=state_dir,
                            runner=runner)

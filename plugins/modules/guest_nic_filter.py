@@ -368,7 +368,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import libvirt_nwfilter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._modules import options, results

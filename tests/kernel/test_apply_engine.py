@@ -24,8 +24,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.mode
     Chain, Hook, Ruleset, Table, merge_rulesets)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
-    CommandError, detect_backend)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import detect_backend
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import (
     NsRunner, clean_traffic, dump, dumps, require_kernel, sync)

@@ -17,8 +17,8 @@ import re
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import BUILTIN_CHAINS
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
-    Backend, CommandRunner)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import Backend
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
 
 BUILTINS = {'filter': ('INPUT', 'FORWARD', 'OUTPUT'), 'nat': ('PREROUTING', 'OUTPUT', 'POSTROUTING')}
 
@@ -95,7 +95,7 @@ class FakeXtables:
         return '\n'.join(out) + '\n'
 
 
-class FakeRunner(CommandRunner):
+class FakeRunner(Runner):
     def __init__(self, kernels):
         super().__init__()
         self.kernels = kernels
@@ -104,10 +104,14 @@ class FakeRunner(CommandRunner):
         self.calls.append((kind, tuple(argv)))
         family = argv[0].split('-')[0]
         if kind == 'scratch':
-            family = os.path.basename(json.loads(argv[-1])['save'][0]).split('-')[0]
+            # _host.scratch steps: [ipset creates...], restore (stdin), save.
+            steps = json.loads(argv[-1])
+            family = os.path.basename(steps[-1]['argv'][0]).split('-')[0]
             scratch = FakeXtables(self.kernels[family].family)
-            rc, out, err = scratch.restore(data)
-            return (rc, scratch.save(), err) if rc == 0 else (4, '', err)
+            rc, _out, err = scratch.restore(data)
+            if rc != 0:
+                return 10 + len(steps) - 2, '', err
+            return 0, json.dumps([''] * (len(steps) - 1) + [scratch.save()]), ''
         kernel = self.kernels[family]
         if kind == 'write':
             return kernel.restore(data)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import SyncResult, plan_diff
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import FAMILY_TOOL, merge_rulesets
@@ -28,7 +28,7 @@ def require_kernel():
         pytest.skip('missing tools: %s (apt-get install iptables ebtables ipset)' % ', '.join(missing))
 
 
-class NsRunner(CommandRunner):
+class NsRunner(Runner):
     """Runs the engine's commands inside a test namespace."""
 
     def __init__(self, ns):

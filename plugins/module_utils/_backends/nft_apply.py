@@ -6,10 +6,10 @@
 Read: ``nft list table FAM libvirt_network`` for both families (a missing
 table is an empty state, as for libvirt).
 
-Compare: the desired tables are loaded into a throwaway network namespace
-(a child Python that calls ``unshare(CLONE_NEWNET)``, creates bridges of the
-same names -- ``iif``/``oif`` need the device -- and runs ``nft -f``); what
-``nft list`` prints there is nft's own spelling of our rules. Live and
+Compare: the desired tables are loaded with ``nft -f`` into a throwaway network
+namespace (:mod:`._host.scratch`; bridges of the same names are created there
+first: ``iif``/``oif`` need the device); what ``nft list`` prints there is
+nft's own spelling of our rules. Live and
 desired listings are compared after dropping handles and counters, so a
 re-run with nothing to do makes no write.
 
@@ -22,42 +22,15 @@ applies or nothing does.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-import sys
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.network_nftables import (
     FAMILIES, TABLE, render_table)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.network_devices import HostError, find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import HostError, find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.scratch import Step, run_in_scratch
 
 _COUNTER = re.compile(r'counter packets \d+ bytes \d+')
 _HANDLE = re.compile(r'\s+# handle \d+')
-
-_SCRATCH_CODE = r'''
-import ctypes, json, os, subprocess, sys
-spec = json.loads(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x40000000) != 0:
-    sys.stderr.write("unshare(CLONE_NEWNET) failed: %s\n" % os.strerror(ctypes.get_errno()))
-    sys.exit(3)
-for bridge in spec["bridges"]:
-    proc = subprocess.run([spec["ip"], "link", "add", bridge, "type", "bridge"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        sys.exit(4)
-proc = subprocess.run([spec["nft"], "-f", "-"], input=sys.stdin.read(), stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE, universal_newlines=True)
-if proc.returncode != 0:
-    sys.stderr.write(proc.stderr)
-    sys.exit(5)
-out = {}
-for family in spec["families"]:
-    proc = subprocess.run([spec["nft"], "list", "table", family, spec["table"]], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
-    out[family] = proc.stdout if proc.returncode == 0 else None
-sys.stdout.write(json.dumps(out))
-'''
 
 
 def normalise_listing(text):
@@ -76,7 +49,7 @@ def read_live(runner):
     """{family: normalised listing or None when the table does not exist}."""
     live = {}
     for family in FAMILIES:
-        rc, out, _err = runner.run(['nft', 'list', 'table', family, TABLE], check=False)
+        rc, out, _err = runner.run(['nft', 'list', 'table', family, TABLE])
         live[family] = normalise_listing(out) if rc == 0 else None
     return live
 
@@ -88,15 +61,14 @@ def desired_listing(runner, ruleset, bridges):
     nft, ip = find_tool('nft'), find_tool('ip')
     if nft is None or ip is None:
         raise HostError('the nftables backend needs the nft and ip commands')
-    spec = {'bridges': sorted(set(bridges)), 'nft': nft, 'ip': ip, 'families': list(FAMILIES), 'table': TABLE}
-    rc, out, err = runner.run([sys.executable, '-c', _SCRATCH_CODE, json.dumps(spec)],
-                              data=ruleset.render(), check=False)
-    if rc != 0:
-        raise HostError('nft rejected the desired rules in a scratch namespace: %s' % err.strip())
-    try:
-        listing = json.loads(out)
-    except ValueError:
-        raise HostError('cannot read the scratch namespace listing: %r' % out[:200])
+    # iif/oif need the devices: bridges of the same names are made in the scratch namespace.
+    steps = [Step((ip, 'link', 'add', bridge, 'type', 'bridge')) for bridge in sorted(set(bridges))]
+    steps.append(Step((nft, '-f', '-'), stdin=True))
+    steps.extend(Step((nft, 'list', 'table', family, TABLE), may_fail=True) for family in FAMILIES)
+    result = run_in_scratch(runner, steps, ruleset.render())
+    if not result.ok:
+        raise HostError('nft rejected the desired rules in a scratch namespace: %s' % result.stderr.strip())
+    listing = dict(zip(FAMILIES, result.outputs[-len(FAMILIES):]))
     return dict((family, normalise_listing(listing.get(family))) for family in FAMILIES)
 
 
@@ -131,7 +103,7 @@ def plan(runner, ruleset, bridges):
 
 def apply(runner, nft_plan):
     if nft_plan.changed:
-        runner.run(['nft', '-f', '-'], data=nft_plan.script, write=True)
+        runner.run(['nft', '-f', '-'], data=nft_plan.script, kind='write', check=True)
 
 
 def diff_text(listing_by_family):

@@ -30,7 +30,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile impo
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables_match as M
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import plan_diff
 
 CACHE_VERSION = 1

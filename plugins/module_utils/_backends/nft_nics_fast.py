@@ -27,7 +27,7 @@ import socket
 import struct
 import sys
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as L
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 
@@ -79,7 +79,7 @@ def _genid_here():
 
 def genid(runner):
     """The generation id where ``runner`` runs its commands (None when it cannot be read)."""
-    if type(runner).argv_for is CommandRunner.argv_for:
+    if type(runner).argv_for is Runner.argv_for:
         return _genid_here()
     rc, out, _err = runner.run([sys.executable, '-c', GENID_CODE])
     return int(out) if rc == 0 and out.strip().isdigit() else None

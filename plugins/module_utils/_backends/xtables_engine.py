@@ -23,7 +23,7 @@ API
     (follow where the host's ``iptables``/``ebtables`` command points),
     ``nft`` or ``legacy``.  ``state_dir`` holds the cache of canonical rule
     spellings (without it nothing is cached).  ``runner`` is a
-    :class:`~.xtables_tools.CommandRunner` (records calls).
+    :class:`~.xtables_tools.Runner` (records calls).
 
 ``engine.plan(desired, live_texts=None) -> Plan`` then ``engine.commit(plan, check_mode) -> writes``
     The one path: diff ``desired`` (all of our rules for the host: owned
@@ -64,8 +64,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
     ApplyError, FamilyPlan, Plan)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     parse_save, rule_target, text_target)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
-    CommandError, CommandRunner, resolve_backends)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import resolve_backends
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError, Runner
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     BUILTIN_CHAINS, FAMILIES, FAMILY_TOOL, Ruleset)
@@ -100,7 +100,7 @@ class XtablesEngine:
                  runner=None, lock_timeout=60, backends=None):
         self.ownership = ownership
         self.state_dir = state_dir
-        self.runner = runner or CommandRunner()
+        self.runner = runner or Runner()
         self.lock_timeout = lock_timeout
         self.backends = backends or resolve_backends(
             ownership.families(), backend=backend, ebtables_backend=ebtables_backend,

@@ -14,7 +14,6 @@ shared ``libvirt-in``, ``libvirt-out``, ``libvirt-in-post`` and
 from __future__ import annotations
 
 import hashlib
-import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_ebtables as EB
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_iptables as XT
@@ -24,11 +23,9 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.res
     expand, filter_tree, instances, normalise_parameters, resolve)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import (
     IllegalValue, parameter_problem, parse_mac)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import interface_name_problem
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Chain, Hook, Ruleset, Table
 
-# Linux allows more, but anything else would be unsafe or ambiguous in xtables
-# (a trailing '+' is a wildcard there).
-_INTERFACE = re.compile(r'^[A-Za-z0-9_.:@-]{1,15}$')
 BASE_CHAINS = ('libvirt-in', 'libvirt-out', 'libvirt-in-post', 'libvirt-host-in')
 BASE_HOOKS = (('FORWARD', 'libvirt-in', 1), ('FORWARD', 'libvirt-out', 2), ('FORWARD', 'libvirt-in-post', 3),
               ('INPUT', 'libvirt-host-in', 1))
@@ -40,8 +37,9 @@ COMPILER_VERSION = 1
 
 
 def check_interface_name(name):
-    if not isinstance(name, str) or not _INTERFACE.match(name) or name in ('.', '..'):
-        raise BindingError("invalid interface name %r: 1-15 characters of [A-Za-z0-9_.:@-] expected" % (name,))
+    problem = interface_name_problem(name)
+    if problem is not None:
+        raise BindingError('invalid interface name %r: %s' % (name, problem))
     return name
 
 

@@ -33,8 +33,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.network_devices import (
-    HostError, Runner, find_tool)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import HostError, Runner, find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import NetworkSpecError
 
 HOST_SERVICES = ('dhcp', 'dhcpv6', 'dns', 'ssh', 'tftp')
@@ -119,11 +118,12 @@ class Firewalld:
     def running(self):
         if self.tool is None:
             return False
-        rc, out, _err = self.runner.run([self.tool, '--state'], check=False)
+        rc, out, _err = self.runner.run([self.tool, '--state'])
         return rc == 0 and out.strip() == 'running'
 
     def cmd(self, *args, **kwargs):
-        rc, out, err = self.runner.run([self.tool] + list(args), check=False, write=kwargs.get('write', False))
+        kind = 'write' if kwargs.get('write') else 'read'
+        rc, out, err = self.runner.run([self.tool] + list(args), kind=kind)
         return rc, out.strip(), err.strip()
 
     def version(self):

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: hypervisor.netfilter contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Host pieces of a virtual network besides the firewall: running commands,
-the bridge device with its gateway addresses, and IP forwarding.
+"""Host pieces of a virtual network besides the firewall: the bridge device with
+its gateway addresses, IP forwarding and the tc checksum filter.
 
 Every function first *plans* (reads only) and returns the commands/changes it
 would make; callers apply the plan only outside check mode.
@@ -13,53 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import HostError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import is_bridge, link_exists
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.scratch import Step, resolved, run_in_scratch
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.tc import tc_filter_argv, tc_qdisc_argv
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import find_tool
 
-SYS_NET = '/sys/class/net'
 PROC_SYS = '/proc/sys'
-
-
-class HostError(NetfilterError):
-    """A host command failed; the message carries the tool's own error text."""
-
-
-class Runner:
-    """Runs argument vectors (never a shell) and records them as read/write."""
-
-    def __init__(self):
-        self.calls = []
-
-    def run(self, argv, data=None, write=False, check=True):
-        tool = find_tool(argv[0]) if not os.path.isabs(argv[0]) else argv[0]
-        if tool is None:
-            raise HostError('required command %s was not found' % argv[0])
-        argv = [tool] + list(argv[1:])
-        self.calls.append(('write' if write else 'read', tuple(argv)))
-        try:
-            proc = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  universal_newlines=True, check=False)
-        except OSError as exc:
-            raise HostError('cannot run %s: %s' % (argv[0], exc))
-        if check and proc.returncode != 0:
-            raise HostError('%s failed (exit %d): %s' % (' '.join(argv), proc.returncode,
-                                                         (proc.stderr or proc.stdout).strip()))
-        return proc.returncode, proc.stdout, proc.stderr
-
-    def writes(self):
-        return [argv for kind, argv in self.calls if kind == 'write']
-
-
-def link_exists(name):
-    return os.path.exists(os.path.join(SYS_NET, name))
-
-
-def is_bridge(name):
-    return os.path.isdir(os.path.join(SYS_NET, name, 'bridge'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +33,7 @@ class HostPlan:
 
 
 def _addresses(runner, bridge):
-    _rc, out, _err = runner.run(['ip', '-j', 'addr', 'show', 'dev', bridge])
+    _rc, out, _err = runner.run(['ip', '-j', 'addr', 'show', 'dev', bridge], check=True)
     try:
         data = json.loads(out or '[]')
     except ValueError:
@@ -125,7 +85,7 @@ def plan_bridge_absent(bridge):
 
 def apply_plan(runner, plan):
     for argv in plan.commands:
-        runner.run(list(argv), write=True)
+        runner.run(list(argv), kind='write', check=True)
 
 
 # --------------------------------------------------------------------------- forwarding
@@ -182,34 +142,16 @@ def apply_forwarding(changes):
 
 # --------------------------------------------------------------------------- tc checksum
 
-# Runs in a child Python: unshare(CLONE_NEWNET), then the given commands there;
-# exit 0 only if all of them succeed. The namespace goes away with the child.
-_PROBE_CODE = r'''
-import ctypes, json, os, subprocess, sys
-commands = json.loads(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x40000000) != 0:
-    sys.stderr.write("unshare(CLONE_NEWNET) failed: %s\n" % os.strerror(ctypes.get_errno()))
-    sys.exit(3)
-for argv in commands:
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        sys.exit(4)
-'''
-
-
 def probe(runner, commands):
-    """True when every command (argv lists, tools resolved here) succeeds in a
-    throwaway network namespace: a kernel feature test that cannot touch the host."""
-    resolved = []
+    """True when every command (argv lists) succeeds in a throwaway network
+    namespace: a kernel feature test that cannot touch the host."""
+    steps = []
     for argv in commands:
-        tool = find_tool(argv[0])
-        if tool is None:
+        found = resolved(argv)
+        if found is None:
             return False
-        resolved.append([tool] + list(argv[1:]))
-    rc, _out, _err = runner.run([sys.executable, '-c', _PROBE_CODE, json.dumps(resolved)], check=False)
-    return rc == 0
+        steps.append(Step(found))
+    return run_in_scratch(runner, steps).ok
 
 
 def tc_checksum_supported(runner):

@@ -17,6 +17,7 @@ import ipaddress
 import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import interface_name_problem
 
 try:
     from lxml import etree
@@ -35,7 +36,6 @@ DEFAULT_NAT_PORTS = (1024, 65535)
 # Linux dev_valid_name(): 1..15 bytes, not "." or "..", no "/", ":" or whitespace.
 # We are stricter (letters, digits, "_", ".", "-") so that a name is always one
 # plain word in iptables/nft/tc command lines.
-_IFNAME = re.compile(r'^[A-Za-z0-9_.-]{1,15}$')
 _NET_NAME = re.compile(r'^[A-Za-z0-9_.+-]{1,64}$')
 
 
@@ -150,10 +150,9 @@ def _address(value, where):
 
 
 def check_ifname(value, what):
-    if not isinstance(value, str) or not _IFNAME.match(value) or value in ('.', '..'):
-        raise NetworkSpecError(
-            '%s %r is not a valid interface name (1-15 characters of letters, digits, '
-            '"_", "." and "-")' % (what, value))
+    problem = interface_name_problem(value)
+    if problem is not None:
+        raise NetworkSpecError('%s %r is not a valid interface name: %s' % (what, value, problem))
     return value
 
 

@@ -8,6 +8,7 @@ and expand list variables into concrete rule instances, exactly as libvirt does.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import ResolveError
@@ -108,6 +109,20 @@ def filter_tree(filter_name, filters):
         seen.append(name)
         pending.extend(filters[name].references)
     return tuple(seen)
+
+
+def tree_digest(filter_name, filters):
+    """Digest of every definition in ``filter_name``'s tree (missing references
+    included): equal digests mean the tree compiles the same (cache keys)."""
+    hasher = hashlib.sha256()
+    for name in filter_tree(filter_name, filters):
+        hasher.update(repr(filters[name]).encode('utf-8'))
+        for ref in filters[name].references:
+            if ref not in filters:
+                hasher.update(('missing:' + ref).encode('utf-8'))
+    if filter_name not in filters:
+        hasher.update(('missing:' + filter_name).encode('utf-8'))
+    return hasher.hexdigest()
 
 
 def _accesses(rule):

@@ -62,7 +62,7 @@ name or interface), ``status`` (``in_sync`` | ``repaired`` |
 line per missing/unexpected chain, rule, hook, device or setting),
 ``summary`` (one line), ``error`` (message when failed).
 
-``runner``: a ``CommandRunner`` for the NIC stage's xtables commands (tests
+``runner``: a ``Runner`` for the NIC stage's xtables commands (tests
 run them in a namespace); the network stage runs its commands on the host it
 runs on.
 

@@ -22,6 +22,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile impo
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_nftables as network_compile_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import firewalld as network_firewalld
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import network_devices as network_host
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import HostError, Runner, find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_exists
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_apply as network_nft_apply
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
@@ -65,7 +67,7 @@ def choose_backend(requested):
     """libvirt's choice: nftables when ``nft`` is installed, else iptables."""
     if requested in ('iptables', 'nftables'):
         return requested
-    return 'nftables' if network_host.find_tool('nft') else 'iptables'
+    return 'nftables' if find_tool('nft') else 'iptables'
 
 
 def render(spec, backend):
@@ -78,11 +80,11 @@ def render(spec, backend):
 
 
 def _xt_needed(desired_xt):
-    return bool(desired_xt.tables) or network_host.find_tool('iptables-save') is not None
+    return bool(desired_xt.tables) or find_tool('iptables-save') is not None
 
 
 def run(request, runner=None):
-    runner = runner or network_host.Runner()
+    runner = runner or Runner()
     out = Outcome()
     if request.state == 'rendered':
         spec, backend = request.spec, choose_backend(request.firewall_backend)
@@ -104,7 +106,7 @@ def run_locked(request, runner=None):
     """:func:`run` (present or absent) for a caller that holds the ``state_dir`` lock
     (a module that ends its run with the whole-host reconcile in the same lock)."""
     out = Outcome()
-    _run_locked(request, runner or network_host.Runner(), out)
+    _run_locked(request, runner or Runner(), out)
     return out
 
 
@@ -186,7 +188,7 @@ def _replan_rules(rules, runner):
     xt_plan = nft_plan = None
     if rules.xt_engine is not None:
         xt_plan = rules.xt_engine.plan(rules.desired_xt if rules.desired_xt.tables else Ruleset())
-    if rules.desired_nft.tables or network_host.find_tool('nft'):
+    if rules.desired_nft.tables or find_tool('nft'):
         nft_plan = network_nft_apply.plan(runner, rules.desired_nft, list(rules.nft_bridges))
     return dataclasses.replace(rules, xt_plan=xt_plan, nft_plan=nft_plan)
 
@@ -207,7 +209,7 @@ def _present_entry(request, runner, stored, previous, others, xtables_backend, h
         previous = _stored_network(stored, request)
         spec = previous.spec
     check_no_overlap(spec, [n.spec for n in others])
-    if spec.forward_dev and not network_host.link_exists(spec.forward_dev):
+    if spec.forward_dev and not link_exists(spec.forward_dev):
         raise NetworkSpecError('network %r: forward_dev %s does not exist on this host'
                                % (spec.name, spec.forward_dev))
     backend = choose_backend(request.firewall_backend) if request.spec is not None else \
@@ -225,7 +227,7 @@ def _present_entry(request, runner, stored, previous, others, xtables_backend, h
         if any(argv[:3] == ('ip', 'link', 'add') for argv in plan.commands):
             bridge_created = True
         host_plans.append(plan)
-    elif not network_host.link_exists(spec.bridge) and backend == 'nftables' and spec.has_rules:
+    elif not link_exists(spec.bridge) and backend == 'nftables' and spec.has_rules:
         raise NetworkSpecError('network %r: bridge %s does not exist; the nftables backend needs it '
                                '(set create_bridge: true or create it first)' % (spec.name, spec.bridge))
     entry = network_store.StoredNetwork(
@@ -239,11 +241,11 @@ def _tc_plans(request, runner, entry, spec, previous, out):
     """libvirt's DHCP checksum tc filter (nftables layout): add, or remove when leaving it."""
     if request.state == 'present' and entry.backend == 'nftables' and spec.has_rules:
         if network_host.tc_checksum_supported(runner):
-            return [network_host.plan_tc_checksum(runner, spec.bridge, network_host.link_exists(spec.bridge))]
+            return [network_host.plan_tc_checksum(runner, spec.bridge, link_exists(spec.bridge))]
         out.warnings.append('the kernel has no act_csum tc action (or tc is missing): the DHCP checksum '
                             'filter libvirt puts on %s is skipped' % spec.bridge)
-    elif previous is not None and previous.backend == 'nftables' and network_host.link_exists(previous.spec.bridge) \
-            and network_host.find_tool('tc') and not (request.state == 'absent' and previous.bridge_created):
+    elif previous is not None and previous.backend == 'nftables' and link_exists(previous.spec.bridge) \
+            and find_tool('tc') and not (request.state == 'absent' and previous.bridge_created):
         if request.state == 'absent' or (entry is not None and entry.backend != 'nftables'):
             return [network_host.plan_tc_checksum_absent(runner, previous.spec.bridge)]
     return []
@@ -355,7 +357,7 @@ def _apply_run(request, runner, out, run):
     for plan in run.tc_plans:
         try:
             network_host.apply_plan(runner, plan)
-        except network_host.HostError as exc:
+        except HostError as exc:
             out.warnings.append('DHCP checksum tc filter on %s not applied: %s' % (_plan_bridge(plan), exc))
     network_host.apply_forwarding(run.forwarding)
     if request.state == 'present':
@@ -435,7 +437,7 @@ def _device_plans(stored, runner, warnings):
     tcs = []
     for net in stored:
         spec = net.spec
-        exists = network_host.link_exists(spec.bridge)
+        exists = link_exists(spec.bridge)
         if net.create_bridge:
             bridges.append((net, network_host.plan_bridge_present(runner, spec)))
         elif not exists:
@@ -468,7 +470,7 @@ def reconcile_networks(state_dir, check_mode=False, runner=None, firewalld='auto
     network still wants; owned rules no stored network wants are removed.
     Returns :class:`NetworksResult` with what differed per network.
     """
-    runner = runner or network_host.Runner()
+    runner = runner or Runner()
     stored = network_store.load_all(state_dir)
     out = Outcome()
     if xtables_backend == 'auto':
@@ -521,6 +523,6 @@ def _repair_networks(state_dir, runner, device_plans, zones, rules, forwarding, 
     for net, plan in tcs:
         try:
             network_host.apply_plan(runner, plan)
-        except network_host.HostError as exc:
+        except HostError as exc:
             warnings.append('DHCP checksum tc filter on %s not applied: %s' % (net.spec.bridge, exc))
     network_host.apply_forwarding(forwarding)

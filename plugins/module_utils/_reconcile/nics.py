@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import (
@@ -37,10 +35,10 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
     COMPILER_VERSION, compile_binding, parameter_warnings)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.network_devices import link_exists
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import filter_tree
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_exists
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     Chain, Hook, Ruleset, Table, merge_rulesets)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as filter_store
@@ -114,7 +112,7 @@ def ruleset_from_data(data):
         for family, name, chains, hooks in data))
 
 
-class CompiledCache:
+class CompiledCache(JsonCache):
     """Compiled rulesets of bindings in ``state_dir/cache/compiled.json``.
 
     The key digests the compiler version, the binding and the definition of
@@ -126,32 +124,13 @@ class CompiledCache:
     VERSION = 1
 
     def __init__(self, state_dir):
-        self.path = os.path.join(state_dir, 'cache', 'compiled.json') if state_dir else None
-        self.entries = {}
-        self.used = {}
-        self.dirty = False
+        super().__init__(cache_path(state_dir, 'compiled'))
         self._tree_digests = {}
-        if self.path and os.path.exists(self.path):
-            try:
-                with open(self.path, encoding='utf-8') as handle:
-                    data = json.load(handle)
-            except (OSError, ValueError):
-                data = None  # a damaged cache only costs a recompilation
-            if isinstance(data, dict) and data.get('version') == self.VERSION:
-                self.entries = data.get('entries') or {}
 
     def _tree_digest(self, filter_name, filters):
         digest = self._tree_digests.get(filter_name)
         if digest is None:
-            hasher = hashlib.sha256()
-            for name in filter_tree(filter_name, filters):
-                hasher.update(repr(filters[name]).encode('utf-8'))
-                for ref in filters[name].references:
-                    if ref not in filters:
-                        hasher.update(('missing:' + ref).encode('utf-8'))
-            if filter_name not in filters:
-                hasher.update(('missing:' + filter_name).encode('utf-8'))
-            digest = self._tree_digests[filter_name] = hasher.hexdigest()
+            digest = self._tree_digests[filter_name] = tree_digest(filter_name, filters)
         return digest
 
     def key(self, binding, filters):
@@ -160,21 +139,11 @@ class CompiledCache:
         return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
     def get(self, key):
-        data = self.entries.get(key)
-        if data is None:
-            return None
-        self.used[key] = data
-        return ruleset_from_data(data)
+        data = self.lookup(key)
+        return ruleset_from_data(data) if data is not None else None
 
     def put(self, key, ruleset):
-        self.used[key] = ruleset_to_data(ruleset)
-        self.dirty = True
-
-    def save(self):
-        if not self.path or (not self.dirty and len(self.used) == len(self.entries)):
-            return
-        atomic_write(self.path, json.dumps({'version': self.VERSION, 'entries': self.used}, separators=(',', ':')),
-                     durable=False)
+        self.store(key, ruleset_to_data(ruleset))
 
 
 def _chain_owner_map(compiled):
@@ -384,7 +353,7 @@ def _desired_key(active, filters, compiled_cache, engine):
     return hasher.hexdigest()
 
 
-class VerifiedState:
+class VerifiedState(JsonCache):
     """The last (desired state, live dump) pair a real run found to need no change.
 
     Kept in ``state_dir/cache/verified-<owner>.json``.  When both digests
@@ -393,26 +362,23 @@ class VerifiedState:
     (a drift, an admin rule, a new binding) just takes the full path.
     """
 
+    VERSION = 1
+
     def __init__(self, state_dir, owner):
-        self.path = os.path.join(state_dir, 'cache', 'verified-%s.json' % owner) if state_dir else None
-        self.data = {}
-        if self.path and os.path.exists(self.path):
-            try:
-                with open(self.path, encoding='utf-8') as handle:
-                    self.data = json.load(handle)
-            except (OSError, ValueError):
-                self.data = {}
+        super().__init__(cache_path(state_dir, 'verified-%s' % owner))
 
     def knows(self, desired_key):
-        return bool(self.data) and self.data.get('desired') == desired_key
+        return bool(self.entries) and self.entries.get('desired') == desired_key
 
     def matches(self, desired_key, live_digest):
-        return bool(self.data) and self.data.get('desired') == desired_key and self.data.get('live') == live_digest
+        return self.knows(desired_key) and self.entries.get('live') == live_digest
 
     def record(self, desired_key, live_digest):
-        if not self.path or self.matches(desired_key, live_digest):
+        if self.matches(desired_key, live_digest):
             return
-        atomic_write(self.path, json.dumps({'desired': desired_key, 'live': live_digest}), durable=False)
+        self.store('desired', desired_key)
+        self.store('live', live_digest)
+        self.save()
 
 
 def filter_users(filter_name, result, filters):

@@ -29,12 +29,12 @@ import os
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import filter_tree
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import load_bindings, save_bindings
@@ -74,15 +74,7 @@ class NftCompiledCache:
     def _tree(self, filter_name, filters):
         digest = self._trees.get(filter_name)
         if digest is None:
-            hasher = hashlib.sha256()
-            for name in filter_tree(filter_name, filters):
-                hasher.update(repr(filters[name]).encode('utf-8'))
-                for ref in filters[name].references:
-                    if ref not in filters:
-                        hasher.update(('missing:' + ref).encode('utf-8'))
-            if filter_name not in filters:
-                hasher.update(('missing:' + filter_name).encode('utf-8'))
-            digest = self._trees[filter_name] = hasher.hexdigest()
+            digest = self._trees[filter_name] = tree_digest(filter_name, filters)
         return digest
 
     def key(self, binding, filters, conntrack):
@@ -278,7 +270,7 @@ def leave_nftables(runner=None, check_mode=False):
     """
     if nft_nics.find_tool('nft') is None:
         return None
-    runner = runner or CommandRunner()
+    runner = runner or Runner()
     try:
         live = nft_nics.read_live(runner)
     except nft_nics.NftError:

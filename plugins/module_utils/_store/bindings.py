@@ -15,11 +15,9 @@ fsyncs (measured: 4 ms each here).  It is written atomically (temporary
 file in the same directory, fsync, ``os.replace``, fsync of the directory): a
 reader sees the old or the new set of bindings, never a torn one.
 
-Interface names become file names and xtables arguments, so they are checked
-like Linux ``dev_valid_name`` does, with a conservative character set on top:
-1-15 characters of ``[A-Za-z0-9_.@-]``, not ``.``/``..``, not starting with
-``-`` (option-like).  ``/``, ``:``, blanks, shell metacharacters and a
-trailing ``+`` (an xtables wildcard) are refused with a message that says which.
+Interface names become xtables/nft arguments, so they are checked with the
+one interface-name rule (:mod:`._host.interfaces`: Linux's ``dev_valid_name``
+with a conservative character set on top); the message says what is wrong.
 """
 
 from __future__ import annotations
@@ -32,12 +30,11 @@ import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import interface_name_problem
 
 BINDINGS_FILE = 'bindings.json'
-IFNAMSIZ = 16  # includes the terminating NUL: at most 15 characters
 FORMAT_VERSION = 1
 
-_IFNAME_CHARS = re.compile(r'^[A-Za-z0-9_.@-]+$')
 _MAC = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
 # Any name is stored: libvirt uses [A-Za-z0-9_]+ (a leading digit too) and drops
 # other names; the compiler does the same and warns (see split_parameters).
@@ -47,21 +44,10 @@ _CONTROL = re.compile(r'[\x00-\x1f\x7f]')
 
 def validate_interface(name, where='interface'):
     """Return ``name`` if it is a safe interface name, else raise BindingError saying why."""
-    if not isinstance(name, str) or not name:
-        raise BindingError('%s: an interface name must be a non-empty string, got %r' % (where, name))
-    if len(name) >= IFNAMSIZ:
-        raise BindingError('%s %r: %d characters; Linux allows at most %d'
-                           % (where, name, len(name), IFNAMSIZ - 1))
-    if name in ('.', '..'):
-        raise BindingError('%s %r: not a valid interface name' % (where, name))
-    if name.endswith('+'):
-        raise BindingError("%s %r: a trailing '+' is a wildcard in xtables, not an interface" % (where, name))
-    if not _IFNAME_CHARS.match(name):
-        bad = sorted(set(c for c in name if not re.match(r'[A-Za-z0-9_.@-]', c)))
-        raise BindingError('%s %r: characters %s are not allowed (use letters, digits, _ . @ -)'
-                           % (where, name, ', '.join(repr(c) for c in bad)))
-    if name.startswith('-'):
-        raise BindingError("%s %r: must not start with '-'" % (where, name))
+    problem = interface_name_problem(name)
+    if problem is not None:
+        raise BindingError('%s: %s' % (where, problem) if not isinstance(name, str) or not name
+                           else '%s %r: %s' % (where, name, problem))
     return name
 
 

@@ -15,7 +15,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.mode
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import (
     NWFILTER_OWNERSHIP, Ownership)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import ApplyError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import split_words
 from ansible_collections.hypervisor.netfilter.tests.support.fake_xtables import make_engine
 from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import sync

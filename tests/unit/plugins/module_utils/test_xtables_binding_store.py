@@ -174,7 +174,7 @@ def test_sync_host_failed_apply_keeps_store(tmp_path):
     engine, kernels = make_engine(tmp_path)
     kernels['ebtables'].reject = 'vnet0'
     b0 = binding_store.make_binding('vnet0', '52:54:00:00:00:01', 'clean-traffic', {'IP': '10.0.0.1'})
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError
     with pytest.raises(CommandError):
         nic_sync.sync_host(str(tmp_path), engine, upserts=[b0], filters=_filters(),
                            interface_exists_fn=lambda n: True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
-    detect_backend, make_backend, BackendError)
+    BackendError, detect_backend, make_backend)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     SaveParseError, parse_save, rule_target, split_words, text_target)
 from ansible_collections.hypervisor.netfilter.tests.support.saved import saved_to_ruleset
@@ -98,15 +98,15 @@ def test_backend_resolution_on_this_host():
 
 def test_runner_background_start_and_finish():
     import sys
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
-    runner = CommandRunner()
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
+    runner = Runner()
     handles = [runner.start([sys.executable, '-c', 'import sys; print("out%d"); sys.exit(%d)' % (i, i)])
                for i in range(3)]
     results = [runner.finish(h) for h in handles]
     assert [(rc, out.strip()) for rc, out, _err in results] == [(0, 'out0'), (1, 'out1'), (2, 'out2')]
     assert [kind for kind, _argv in runner.calls] == ['read'] * 3 and runner.writes() == []
 
-    class Prefixed(CommandRunner):
+    class Prefixed(Runner):
         def argv_for(self, argv):
             return [sys.executable, '-c', 'import sys; print(sys.argv[1:])'] + list(argv)
 
@@ -115,7 +115,7 @@ def test_runner_background_start_and_finish():
     assert rc == 0 and out.strip() == "['a', 'b']"
     assert prefixed.calls[0][1][-2:] == ('a', 'b')
 
-    class RunOnly(CommandRunner):
+    class RunOnly(Runner):
         def run(self, argv, data=None, kind='read'):
             self.calls.append((kind, tuple(argv)))
             return 0, 'canned', ''
@@ -126,8 +126,8 @@ def test_runner_background_start_and_finish():
 
 def test_runner_cancel_reaps_a_running_read():
     import sys
-    from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandRunner
-    runner = CommandRunner()
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
+    runner = Runner()
     handle = runner.start([sys.executable, '-c', 'import time; time.sleep(30)'])
     runner.cancel(handle)
     assert handle[1].returncode is not None

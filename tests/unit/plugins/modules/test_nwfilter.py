@@ -17,7 +17,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile im
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import parse as nwfilter_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import CommandError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.modules import nwfilter
 
 UUID = '6f1a8e4c-3d2b-4e5f-9a0b-1c2d3e4f5a6b'

@@ -22,7 +22,7 @@ def fake(tmp_path, monkeypatch):
     never reach this machine's own tables."""
     engine, kernels = make_engine(tmp_path)
     monkeypatch.setattr(xtables_engine, 'resolve_backends', lambda *a, **k: engine.backends)
-    monkeypatch.setattr(xtables_engine, 'CommandRunner', lambda: engine.runner)
+    monkeypatch.setattr(xtables_engine, 'Runner', lambda: engine.runner)
     return str(tmp_path), kernels, engine.runner
 
 
