@@ -147,6 +147,15 @@ options:
       - When not given, the stored setting is used (V(iptables) on a new host).
     type: str
     choices: [iptables, nftables]
+  drop_unbound_interfaces:
+    description:
+      - Fail closed for taps without a binding, with O(firewall_backend=nftables) - frames from and to an
+        interface whose name matches one of these patterns and that has no binding are dropped (a name, or a
+        prefix ending in C(*), for example C(vnet*)). Bound interfaces are not affected.
+      - Stored as a host setting; when not given, the stored value is used (none on a new host). V([])
+        removes the rule.
+    type: list
+    elements: str
 extends_documentation_fragment:
   - hypervisor.netfilter.common
   - hypervisor.netfilter.common.xtables
@@ -398,6 +407,7 @@ def argument_spec():
         libvirt_binding_dir=dict(type='path', default=libvirt_nwfilter.DEFAULT_BINDING_DIR),
         takeover=dict(type='bool', default=False),
         firewall_backend=dict(type='str', choices=['iptables', 'nftables']),
+        drop_unbound_interfaces=dict(type='list', elements='str'),
     )
     spec.update(options.common_options())
     spec.update(options.xtables_options(aliases=['backend']))
@@ -461,7 +471,8 @@ def make_request(module):
         settings=module_run.given_settings(xtables_backend=params['xtables_backend'],
                                            ebtables_backend=params['ebtables_backend'],
                                            skip_missing_interfaces=params['skip_missing_interfaces'],
-                                           firewall_backend=params['firewall_backend']))
+                                           firewall_backend=params['firewall_backend'],
+                                           drop_unbound_interfaces=params['drop_unbound_interfaces']))
 
 
 def gathered_result(module, outcome):

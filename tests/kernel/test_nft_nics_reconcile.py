@@ -134,3 +134,19 @@ def test_incremental_path_and_its_limits(ns, tmp_path):
     other = nics_nftables.sync_host(state_dir, upserts=[binding(9, 'no-mac-spoofing')], **kwargs)
     assert other.kernel_changed and other.sync.result.nft_plan.chains_added
     assert not nics_nftables.sync_host(state_dir, **kwargs).kernel_changed
+
+
+def test_drop_unbound_interfaces_setting(ns, tmp_path):
+    state_dir = str(tmp_path / 'state')
+    binding_store.save_bindings(state_dir, [binding(0)])
+    host_settings.save_host_settings(state_dir, host_settings.HostSettings(
+        firewall_backend='nftables', drop_unbound_interfaces=['vnet*']))
+    assert run(ns, state_dir).changed
+    listing = ns.run(['nft', 'list', 'table', 'bridge', 'hnf_nic']).stdout
+    assert 'iifname "vnet*" drop' in listing and 'oifname "vnet*" drop' in listing
+    assert not run(ns, state_dir).changed
+    host_settings.save_host_settings(state_dir, host_settings.HostSettings(firewall_backend='nftables'))
+    assert run(ns, state_dir).changed
+    assert 'vnet*' not in ns.run(['nft', 'list', 'table', 'bridge', 'hnf_nic']).stdout
+    with pytest.raises(host_settings.HostSettingsError):
+        host_settings.HostSettings(drop_unbound_interfaces=['bad name'])

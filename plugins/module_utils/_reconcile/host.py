@@ -37,6 +37,8 @@ NIC stage: guests stay filtered (fail closed).
   false: a binding's rules are installed whether its tap exists or not).
 * ``xtables_backend``, ``ebtables_backend``: ``auto``, ``nft`` or ``legacy``.
 * ``firewall_backend``: NIC filter layout, ``iptables`` or ``nftables``.
+* ``drop_unbound_interfaces``: tap name patterns whose frames the nftables
+  layout drops while they have no binding (see :mod:`._store.host_settings`).
 * ``firewalld``: ``auto`` (use firewalld when it runs) or ``never``.
 * ``filters``: ``{name: Filter}`` to use instead of the stored ones (a
   module that is about to store a new definition).
@@ -89,6 +91,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import
 
 STATUSES = ('in_sync', 'repaired', 'would_repair', 'skipped', 'failed')
 _OPTIONS = ('skip_missing_interfaces', 'xtables_backend', 'ebtables_backend', 'firewall_backend',
+            'drop_unbound_interfaces',
             'firewalld', 'filters', 'interface_exists_fn', 'nic_change')
 
 
@@ -184,6 +187,7 @@ def sync_nics_nftables(state_dir, check_mode, settings, runner, options):
                                           interface_exists_fn=options.get('interface_exists_fn'), runner=runner,
                                           xtables_backend=settings.xtables_backend,
                                           ebtables_backend=settings.ebtables_backend,
+                                          fail_closed=settings.drop_unbound_interfaces,
                                           **(options.get('nic_change') or {}))
 
 
@@ -236,7 +240,7 @@ def reconcile_host_locked(state_dir=host_settings.DEFAULT_STATE_DIR, check_mode=
         raise NetfilterError('reconcile_host: unknown options %s' % ', '.join(unknown))
     settings = host_settings.load_host_settings(state_dir).replace(**dict(
         (k, options.get(k)) for k in ('skip_missing_interfaces', 'xtables_backend', 'ebtables_backend',
-                                      'firewall_backend')))
+                                      'firewall_backend', 'drop_unbound_interfaces')))
     net_objects, net_diff, net_warnings = _network_stage(state_dir, check_mode, settings, options)
     nic_objects, nic_diff, nic_warnings, nic_result = _nic_stage(state_dir, check_mode, settings, runner, options)
     objects = net_objects + nic_objects

@@ -16,6 +16,11 @@ playbook run did:
 ``firewall_backend``
     the layout of guest NIC filters: ``iptables`` (libvirt's ebtables/iptables
     chains) or ``nftables`` (our own nftables layout).
+``drop_unbound_interfaces``
+    interface name patterns (a name, or a prefix ending in ``*``, e.g.
+    ``vnet*``): with the nftables layout, frames from and to a matching tap
+    that has no binding are dropped (fail closed for guests started before
+    their binding).  Empty (the default): nothing is dropped.
 ``skip_missing_interfaces``
     ``False`` (the default, fail closed): a binding's rules are installed
     whether or not its tap exists (ebtables/iptables match interface *names*,
@@ -32,6 +37,7 @@ import dataclasses
 import errno
 import json
 import os
+import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
@@ -44,6 +50,9 @@ VARIANTS = ('auto', 'nft', 'legacy')
 FIREWALL_BACKENDS = ('iptables', 'nftables')
 
 
+_PATTERN = re.compile(r'^[A-Za-z0-9_.:@-]{1,15}\*?$')
+
+
 class HostSettingsError(NetfilterError):
     """A host setting is invalid, or host.json is damaged."""
 
@@ -54,8 +63,15 @@ class HostSettings:
     ebtables_backend: str = 'auto'
     firewall_backend: str = 'iptables'
     skip_missing_interfaces: bool = False
+    drop_unbound_interfaces: tuple = ()
 
     def __post_init__(self):
+        patterns = self.drop_unbound_interfaces
+        if not isinstance(patterns, (list, tuple)) or not all(
+                isinstance(p, str) and _PATTERN.match(p) and p != '*' for p in patterns):
+            raise HostSettingsError('drop_unbound_interfaces must be a list of interface names or prefixes ending '
+                                    'in * (up to 15 characters of [A-Za-z0-9_.:@-]), got %r' % (patterns,))
+        object.__setattr__(self, 'drop_unbound_interfaces', tuple(patterns))
         for name in ('xtables_backend', 'ebtables_backend'):
             if getattr(self, name) not in VARIANTS:
                 raise HostSettingsError('%s must be one of %s, got %r'
