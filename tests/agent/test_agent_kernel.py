@@ -247,3 +247,37 @@ def test_runs_from_the_install_layout_without_ansible(tmp_path):
                                 universal_newlines=True, cwd='/', check=False)
         assert result.returncode == 0, result.stdout + result.stderr
         assert 'binding vnet0: repaired' in result.stdout
+
+
+def test_watch_filters_a_tap_that_appears(tmp_path):
+    """With the old behaviour (host setting skip_missing_interfaces) a binding of an absent
+    tap gets no rules; the running agent sees the tap appear (ip monitor link) and applies
+    them at once, long before its periodic reconcile."""
+    require_agent_kernel()
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
+    state_dir = str(tmp_path / 'state')
+    log_path = str(tmp_path / 'agent.log')
+    with ThrowawayHypervisor(guests=1) as hv:
+        guest = hv.guests[0]
+        store_bindings(state_dir, [(guest.port, guest.mac, 'clean-traffic', {'IP': guest.ip}),
+                                   ('vnet-late', '52:54:00:4e:00:77', 'clean-traffic', {'IP': '192.0.2.77'})])
+        host_settings.save_host_settings(state_dir, host_settings.HostSettings(skip_missing_interfaces=True))
+        agent = _start_watch(hv, state_dir, log_path, interval='600',
+                             env={'DBUS_SYSTEM_BUS_ADDRESS': 'unix:path=%s' % (tmp_path / 'no-bus')})
+        try:
+            assert _wait_for(lambda: 'repaired binding vnet0 (start)' in open(log_path).read(), 30), \
+                open(log_path).read()
+            assert not any('vnet-late' in line for line in dump_host(hv.host)['ebtables-save'])
+            hv.host.ip('link', 'add', 'vnet-late', 'type', 'veth', 'peer', 'name', 'vnet-late-p')
+            hv.host.own_interfaces.update(('vnet-late', 'vnet-late-p'))
+            appeared = time.monotonic()
+            assert _wait_for(lambda: any('-i vnet-late -j libvirt-I-vnet-late' in line
+                                         for line in dump_host(hv.host)['ebtables-save']), 20), \
+                open(log_path).read()
+            took = time.monotonic() - appeared
+        finally:
+            _stop(agent)
+        log = open(log_path).read()
+        assert 'reconciling: interface vnet-late appeared' in log, log
+        assert 'repaired binding vnet-late (interface vnet-late appeared)' in log, log
+        print('tap appeared -> its rules in force: %.3f s' % took)
