@@ -165,3 +165,24 @@ def test_firewalld_reload_restart_and_start_are_repaired(tmp_path, monkeypatch, 
     for event, (firewalld_took, restored) in times.items():
         print('firewalld %s (%s backend, %d NICs): firewalld took %.3f s; every rule back %.3f s after it '
               'finished' % (event, backend, NICS, firewalld_took, restored))
+
+
+def test_boot_restore_waits_for_firewalld_start(tmp_path, monkeypatch):
+    """apply asks firewalld (when it owns its bus name) for its state first: firewalld answers
+    only once its start, which flushes the xtables tables, is over."""
+    _require()
+    from ansible_collections.hypervisor.netfilter.tests.agent.agent_lib import load_agent_module
+    from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
+    agent_module = load_agent_module()
+    with Netns(tag='fwwait') as ns:
+        fw = fwtest.PrivateFirewalld(ns, str(tmp_path / 'fw'))
+        os.makedirs(fw.dir)
+        monkeypatch.setenv('DBUS_SYSTEM_BUS_ADDRESS', fw.env['DBUS_SYSTEM_BUS_ADDRESS'])
+        assert agent_module.wait_for_firewalld(5) is None  # no bus yet
+        try:
+            fw.start()
+            assert agent_module.wait_for_firewalld(5) == 'RUNNING'
+            _stop_daemon(fw)
+            assert agent_module.wait_for_firewalld(5) is None  # bus, no firewalld
+        finally:
+            fw.stop()
