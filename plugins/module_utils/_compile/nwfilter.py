@@ -14,6 +14,7 @@ shared ``libvirt-in``, ``libvirt-out``, ``libvirt-in-post`` and
 from __future__ import annotations
 
 import hashlib
+import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_ebtables as EB
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_iptables as XT
@@ -128,6 +129,20 @@ def _eb_directions(direction):
 
 def xt_nic_chains(interface):
     return tuple('%s-%s' % (copy, interface) for copy in (XT.TO_GUEST, XT.FROM_GUEST, XT.TO_HOST))
+
+
+# A NIC's root chains, as named above (and the temporary J/P, FJ/FP/HJ names of libvirt's swaps).
+_ROOT_CHAIN = {'eb': re.compile(r'^libvirt-[IOJP]-(.+)$'), 'ip': re.compile(r'^(?:F[IOJP]|H[IJ])-(.+)$')}
+
+
+def interface_of_root_chain(family, chain):
+    """The interface a NIC's root chain is named after, or None (sub-chains append
+    "-<name>" and are ambiguous, so only root chains are read)."""
+    pattern = _ROOT_CHAIN['eb' if family == 'eb' else 'ip']
+    match = pattern.match(chain)
+    if match is None and family != 'eb':
+        match = _ROOT_CHAIN['eb'].match(chain)
+    return match.group(1) if match else None
 
 
 def _xtables_table(family, interface, ip_rules):

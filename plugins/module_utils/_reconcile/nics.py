@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import (
     FamilyPlan, Plan, SyncResult, describe_chain_change, describe_hook_change, plan_diff)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     rule_target, split_words)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
-    COMPILER_VERSION, compile_binding, parameter_warnings)
+    COMPILER_VERSION, compile_binding, interface_of_root_chain, parameter_warnings)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
@@ -172,26 +171,14 @@ def interface_changes(plan, owners):
         for change in fam.chain_changes:
             interface = owners.get((fam.family, change.table, change.chain))
             if interface is None and change.action == 'delete':
-                interface = _interface_of_chain(fam.family, change.chain)
+                interface = interface_of_root_chain(fam.family, change.chain)
             for line in describe_chain_change(fam.family, change):
                 note(interface, line)
         for hook in fam.hook_changes:
             target = rule_target(split_words(hook.rule))
-            note(owners.get((fam.family, hook.table, target)) or _interface_of_chain(fam.family, target or ''),
+            note(owners.get((fam.family, hook.table, target)) or interface_of_root_chain(fam.family, target or ''),
                  describe_hook_change(fam.family, hook))
     return tuple((interface, tuple(lines)) for interface, lines in found.items())
-
-
-_CHAIN_INTERFACE = (re.compile(r'^libvirt-[IOJP]-(.+)$'), re.compile(r'^(?:F[IOJP]|H[IJ])-(.+)$'))
-
-
-def _interface_of_chain(family, chain):
-    """The interface a root chain is named after (sub-chains append "-<name>": ambiguous)."""
-    for pattern in _CHAIN_INTERFACE:
-        match = pattern.match(chain)
-        if match and (family != 'eb' or chain.startswith('libvirt-')):
-            return match.group(1)
-    return None
 
 
 def check_request(upserts, removals):
