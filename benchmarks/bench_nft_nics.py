@@ -175,7 +175,7 @@ def apply_layout(hv, layout, others, state_dir):
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset, merge_rulesets
     from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
-    from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner
+    from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import NsRunner
     runner = NsRunner(hv.host)
     engine = XtablesEngine(NWFILTER_OWNERSHIP, backend='nft', ebtables_backend='nft', state_dir=state_dir,
                            runner=runner)

@@ -27,7 +27,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.hypervisor.netfilter.tests.support import libvirt_commands as network_commands
+from ansible_collections.hypervisor.netfilter.tests.lib import libvirt_commands as network_commands
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_iptables as network_compile_iptables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_nftables as network_compile_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse

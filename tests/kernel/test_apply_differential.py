@@ -22,7 +22,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.par
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
-from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner, require_kernel
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import NsRunner, require_kernel
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

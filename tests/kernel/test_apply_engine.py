@@ -27,7 +27,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import detect_backend
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
-from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import (
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import (
     NsRunner, clean_traffic, dump, dumps, require_kernel, sync)
 
 

@@ -20,7 +20,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile im
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
-from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import (
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import (
     NsRunner, clean_traffic, dumps, require_kernel, sync)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 

@@ -26,20 +26,11 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile impo
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.filters import builtin_filters
-from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner, sync
-from ansible_collections.hypervisor.netfilter.tests.lib.netns import (
-    Netns, ThrowawayHypervisor, can_create_namespaces, missing_tools)
+from ansible_collections.hypervisor.netfilter.tests.lib.nft_nics import binding, require_kernel
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import NsRunner, sync
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, ThrowawayHypervisor
 
 FILTERS = builtin_filters()
-
-
-def require_kernel():
-    ok, reason = can_create_namespaces()
-    if not ok:
-        pytest.skip(reason)
-    missing = missing_tools('nft', 'ebtables-nft-restore', 'iptables-nft-restore', 'iptables-nft-save')
-    if missing:
-        pytest.skip('missing tools: %s (apt-get install nftables iptables ebtables)' % ', '.join(missing))
 
 
 @pytest.fixture
@@ -47,11 +38,6 @@ def ns():
     require_kernel()
     with Netns(tag='nn') as namespace:
         yield namespace
-
-
-def binding(index, filter_name='clean-traffic', ips=None):
-    return make_binding('vnet%d' % index, '52:54:00:00:01:%02x' % index, filter_name,
-                        {'IP': ips or ['10.1.0.%d' % index]})
 
 
 class Host:

@@ -44,7 +44,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.res
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import Ruleset, merge_rulesets
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
 from ansible_collections.hypervisor.netfilter.tests.kernel import frames as F
-from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner, sync
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import NsRunner, sync
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import (
     ThrowawayHypervisor, can_create_namespaces, missing_tools)
 

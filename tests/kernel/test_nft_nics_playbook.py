@@ -10,7 +10,7 @@ binding back to libvirt's chains and removes our table.
 
 from __future__ import annotations
 
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_apply_playbook import play, require_environment
+from ansible_collections.hypervisor.netfilter.tests.lib.playbook import play, require_environment
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor
 
 

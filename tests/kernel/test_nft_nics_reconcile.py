@@ -18,8 +18,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile im
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.host import reconcile_host
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
-from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import NsRunner
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_nft_nics import binding, require_kernel
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import NsRunner
+from ansible_collections.hypervisor.netfilter.tests.lib.nft_nics import binding, require_kernel
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
 
 

@@ -27,7 +27,7 @@ import ansible_collections
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network import parse as network_parse
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
-from ansible_collections.hypervisor.netfilter.tests.kernel.test_packets_clean_traffic import (
+from ansible_collections.hypervisor.netfilter.tests.lib.packets import (
     COPIES, frame_specs, require_environment, send_and_count)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor, missing_tools
 

@@ -17,6 +17,10 @@ import os
 import shutil
 import sys
 
+import pytest
+
+from ansible_collections.hypervisor.netfilter.tests.lib.netns import can_create_namespaces, missing_tools
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(REPO, '.ansible', 'collections')  # tests/conftest.py links the checkout there
 
@@ -61,3 +65,40 @@ def run_tasks(ns, directory, tasks, check=False, diff=False, env=None, expect_rc
         with open(path) as handle:
             results.append(json.load(handle))
     return results, proc
+
+
+def require_environment():
+    ok, reason = can_create_namespaces()
+    if not ok:
+        pytest.skip(reason)
+    missing = missing_tools('ebtables-save', 'iptables-save')
+    if missing or not playbook_binary():
+        pytest.skip('missing tools: %s' % ', '.join(missing + ([] if playbook_binary() else ['ansible-playbook'])))
+
+
+def play(hv, tmp_path, module_args, check=False, diff=False):
+    """Run one guest_nic_filter task; returns its result dict."""
+    playbook = tmp_path / 'play.yml'  # JSON is YAML
+    result_file = tmp_path / 'result.json'
+    if result_file.exists():
+        result_file.unlink()
+    playbook.write_text(json.dumps([{
+        'hosts': 'localhost', 'gather_facts': False,
+        'tasks': [
+            {'hypervisor.netfilter.guest_nic_filter': module_args, 'register': 'out'},
+            # The result as JSON for the test (written in check mode too).
+            {'ansible.builtin.copy': {'content': '{{ out | to_json }}', 'dest': str(result_file)},
+             'check_mode': False, 'diff': False},
+        ],
+    }]))
+    argv = [playbook_binary(), '-i', 'localhost,', '-c', 'local', str(playbook),
+            '-e', 'ansible_python_interpreter=%s' % sys.executable]
+    if check:
+        argv.append('--check')
+    if diff:
+        argv.append('--diff')
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING='False',
+               ANSIBLE_NOCOLOR='1')
+    proc = hv.host.run(argv, check=False, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return json.loads(result_file.read_text())

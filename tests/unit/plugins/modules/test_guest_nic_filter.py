@@ -17,7 +17,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile im
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import xtables_engine as xtables_apply
 from ansible_collections.hypervisor.netfilter.plugins.modules import guest_nic_filter
-from ansible_collections.hypervisor.netfilter.tests.support.fake_xtables import make_engine
+from ansible_collections.hypervisor.netfilter.tests.lib.fake_xtables import make_engine
 
 NIC0 = dict(interface='vnet0', mac='52:54:00:00:00:01', filter='clean-traffic', parameters={'IP': '10.0.0.1'})
 NIC1 = dict(interface='vnet1', mac='52:54:00:00:00:02', filter='clean-traffic',

@@ -11,7 +11,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors impor
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import host
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
-from ansible_collections.hypervisor.netfilter.tests.support.fake_xtables import make_engine
+from ansible_collections.hypervisor.netfilter.tests.lib.fake_xtables import make_engine
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.hypervisor.netfilter.tests.support import libvirt_commands as network_commands
+from ansible_collections.hypervisor.netfilter.tests.lib import libvirt_commands as network_commands
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_iptables as ipt
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import network_nftables as nft
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import spec_from_options

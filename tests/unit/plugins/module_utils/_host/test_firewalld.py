@@ -1,55 +1,12 @@
 # -*- coding: utf-8 -*-
-"""Stored networks, firewalld planning (with a scripted firewall-cmd; the real
-daemon is exercised in tests/kernel/test_network_firewalld.py) and nft listing
-normalisation."""
-
+"""firewalld zone planning against a fake firewall-cmd."""
 from __future__ import annotations
-
-import json
-import os
 
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import firewalld as network_firewalld
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_apply as network_nft_apply
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import (
-    NetworkSpecError, spec_from_options)
-
-
-def _spec(name='a', bridge='br-a', mode='nat', **kwargs):
-    params = dict(name=name, bridge=bridge, forward_mode=mode, forward_dev=None, ipv4={'address': '10.1.0.1/24'},
-                  ipv6=None, ipv6_no_gateway=None, nat=None, dns=None, zone=None)
-    params.update(kwargs)
-    return spec_from_options(params)
-
-
-def test_store_round_trip_and_order(tmp_path):
-    state_dir = str(tmp_path)
-    assert network_store.load_all(state_dir) == ()
-    second = network_store.StoredNetwork(_spec('b', 'br-b', ipv4={'address': '10.2.0.1/24'}), 'nftables', 2)
-    first = network_store.StoredNetwork(_spec('a'), 'iptables', 1, bridge_created=True, zone='libvirt')
-    network_store.save(state_dir, second)
-    network_store.save(state_dir, first)
-    loaded = network_store.load_all(state_dir)
-    assert loaded == (first, second)
-    assert network_store.next_seq(loaded) == 3
-    assert oct(os.stat(os.path.join(state_dir, 'networks')).st_mode & 0o777) == '0o700'
-    network_store.remove(state_dir, 'a')
-    assert [n.spec.name for n in network_store.load_all(state_dir)] == ['b']
-    assert os.listdir(os.path.join(state_dir, 'networks')) == ['b.json']  # no temp files left
-
-
-def test_store_rejects_damaged_files(tmp_path):
-    directory = tmp_path / 'networks'
-    directory.mkdir()
-    (directory / 'x.json').write_text('{not json')
-    with pytest.raises(NetworkSpecError, match='cannot read stored network'):
-        network_store.load_all(str(tmp_path))
-    (directory / 'x.json').write_text(json.dumps({'version': 1, 'backend': 'iptables', 'seq': 1,
-                                                  'spec': dict(_spec().to_dict(), bridge='bad/name')}))
-    with pytest.raises(NetworkSpecError, match="bridge 'bad/name' is not a valid interface name"):
-        network_store.load_all(str(tmp_path))
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import NetworkSpecError
+from ansible_collections.hypervisor.netfilter.tests.lib.network_spec import network_spec as _spec
 
 
 class FakeFirewalld(network_firewalld.Firewalld):
@@ -130,11 +87,3 @@ def test_open_network_and_absent():
     assert plan.commands == (('--zone=libvirt', '--remove-interface=br-a'),
                              ('--permanent', '--zone=libvirt', '--remove-interface=br-a'))
     assert not network_firewalld.plan(_spec(), 'absent', previous_zone=None, fw=fw).changed
-
-
-def test_nft_listing_normalisation():
-    text = ('table ip libvirt_network { # handle 7\n\tchain guest_cross { # handle 3\n'
-            '\t\tiif "virbr0" oif "virbr0" counter packets 12 bytes 3400 accept # handle 9\n\t}\n}\n')
-    assert network_nft_apply.normalise_listing(text) == (
-        'table ip libvirt_network {\n\tchain guest_cross {\n\t\tiif "virbr0" oif "virbr0" counter accept\n\t}\n}\n')
-    assert network_nft_apply.normalise_listing(None) is None

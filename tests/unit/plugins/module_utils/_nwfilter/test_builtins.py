@@ -24,7 +24,7 @@ except ImportError as exc:  # the parser is developed in parallel
 else:
     _PARSER_MISSING = ''
 
-_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..'))
+_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', '..'))
 REFERENCE_DIR = os.path.join(_REPO, '..', 'shared', 'reference', 'libvirt-11.3.0', 'default-filters')
 
 # The names libvirt ships, and the UUIDs we gave them. A UUID must never change:

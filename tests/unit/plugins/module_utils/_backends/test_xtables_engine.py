@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """Unit tests of the xtables apply engine against a small simulated xtables
-(tests/support/fake_xtables.py: it prints the tools' *save* spelling, not ours,
+(tests/lib/fake_xtables.py: it prints the tools' *save* spelling, not ours,
 so the comparison logic is exercised without a kernel).  The kernel tests (tests/kernel/test_apply_*.py) run the same
 paths against the real tools.
 """
@@ -17,8 +17,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import ApplyError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import split_words
-from ansible_collections.hypervisor.netfilter.tests.support.fake_xtables import make_engine
-from ansible_collections.hypervisor.netfilter.tests.support.xtables_ns import sync
+from ansible_collections.hypervisor.netfilter.tests.lib.fake_xtables import make_engine
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import sync
 
 
 def nic(name, ip='10.0.0.5', extra_tcp=False):
