@@ -38,6 +38,7 @@ FILTER = '''<filter name='agent-web' chain='root'>
   <rule action='accept' direction='in' priority='100'><tcp dstportstart='80'/></rule>
   <rule action='drop' direction='in' priority='1000'><all/></rule>
 </filter>'''
+UNUSED_FILTER = "<filter name='agent-unused' chain='ipv4'><rule action='drop' direction='in'><udp/></rule></filter>"
 RECAP = re.compile(r'^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
@@ -103,6 +104,22 @@ def test_role_installs_applies_is_idempotent_and_reports_drift(tmp_path):
             {'name': 'dump-repaired', 'argv': [sys.executable, '-c', _DUMP]},
             {'name': 'check-again', 'argv': play + ['--check']},
         ]
+        # Exclusive: vnet1, the network and the unused filter are no longer listed.
+        fewer = dict(role_vars, host_networks=[], host_nics=role_vars['host_nics'][:1],
+                     host_filters=[FILTER])
+        first_vars = dict(role_vars, host_filters=[FILTER, UNUSED_FILTER])
+        playbook.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False,
+                                         'roles': [{'role': 'hypervisor.netfilter.host', 'vars': first_vars}]}]))
+        exclusive = tmp_path / 'exclusive.yml'
+        exclusive.write_text(json.dumps([{'hosts': 'localhost', 'gather_facts': False,
+                                          'roles': [{'role': 'hypervisor.netfilter.host', 'vars': fewer}]}]))
+        unused_check = [agent_python(), installed, 'status', '--state-dir', state_dir]
+        steps += [
+            {'name': 'status-before', 'argv': unused_check, 'env': clean_env},
+            {'name': 'exclusive', 'argv': play[:5] + [str(exclusive)] + play[6:]},
+            {'name': 'status-after', 'argv': unused_check, 'env': clean_env},
+            {'name': 'dump-exclusive', 'argv': [sys.executable, '-c', _DUMP]},
+        ]
         spec = tmp_path / 'spec.json'
         out = tmp_path / 'result.json'
         spec.write_text(json.dumps({'root': str(root), 'steps': steps, 'env': env}))
@@ -142,7 +159,18 @@ def test_role_installs_applies_is_idempotent_and_reports_drift(tmp_path):
     assert results['agent-apply']['rc'] == 0, results['agent-apply']
     assert json.loads(results['dump-repaired']['stdout']) == applied
     assert _recap(results['check-again']) == 0, results['check-again']['stdout'][-4000:]
-    assert [list(bridge) for bridge in after_ns['bridges']] == applied['bridges']
+    # exclusive: what is not listed is gone (NIC, then network with the bridge it made, then the filter)
+    assert 'filters defined: agent-unused, agent-web' in results['status-before']['stdout']
+    assert _recap(results['exclusive']) >= 3, results['exclusive']['stdout'][-4000:]
+    status = results['status-after']['stdout']
+    assert 'filters defined: agent-web' in status and 'networks: 0' in status and 'bindings: 1' in status, status
+    assert results['status-after']['rc'] == 0, status
+    left = json.loads(results['dump-exclusive']['stdout'])
+    assert not any(g1.port in line for line in left['ebtables-save'])
+    assert any('libvirt-I-%s' % g0.port in line for line in left['ebtables-save'])
+    assert not any('libvirt_network' in table[0] for table in left['nft'])
+    assert 'virbr-role' not in [bridge[0] for bridge in left['bridges']]
+    assert [list(bridge) for bridge in after_ns['bridges']] == left['bridges']
 
 
 _DUMP = '''
