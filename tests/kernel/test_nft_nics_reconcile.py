@@ -11,8 +11,12 @@ again removes libvirt's chains.  Bindings given to the nftables
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics_fast
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.host import reconcile_host
@@ -150,3 +154,25 @@ def test_drop_unbound_interfaces_setting(ns, tmp_path):
     assert 'vnet*' not in ns.run(['nft', 'list', 'table', 'bridge', 'hnf_nic']).stdout
     with pytest.raises(host_settings.HostSettingsError):
         host_settings.HostSettings(drop_unbound_interfaces=['bad name'])
+
+
+def test_incremental_path_needs_the_same_boot_and_namespace(tmp_path):
+    """A generation id restarts with every namespace (and boot): a snapshot taken elsewhere is not trusted,
+    even when the id happens to be the same."""
+    require_kernel()
+    state_dir = str(tmp_path / 'state')
+    with Netns(tag='n1') as first:
+        kwargs = dict(runner=NsRunner(first), interface_exists_fn=lambda name: True)
+        nics_nftables.sync_host(state_dir, upserts=[binding(0)], **kwargs)
+    with Netns(tag='n2') as second:
+        # A fresh namespace: no table; make its generation id the recorded one, as chance may.
+        kwargs = dict(runner=NsRunner(second), interface_exists_fn=lambda name: True)
+        path = os.path.join(state_dir, 'cache', 'nft-applied.json')
+        with open(path, encoding='utf-8') as handle:
+            snapshot = json.load(handle)
+        snapshot['genid'] = nft_nics_fast.genid(kwargs['runner'])
+        with open(path, 'w', encoding='utf-8') as handle:
+            json.dump(snapshot, handle)
+        again = nics_nftables.sync_host(state_dir, **kwargs)
+        assert again.kernel_changed and again.sync.result.layout is not None
+        assert 'hnf_nic' in second.run(['nft', 'list', 'tables']).stdout

@@ -523,7 +523,8 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
     if state_dir and compile_cache is not None and (engine is None or all(
             b.name == 'nft' for b in engine.backends.values())):
         snapshot = FAST.Snapshot(state_dir)
-        generation = FAST.genid(runner)
+        context['where'] = FAST.identity(runner)
+        generation = FAST.genid(runner) if context['where'] else None
         keys = dict((b.interface, compile_cache.key(b, filters, conntrack)) for b in bindings)
         fast = _fast(runner, snapshot, generation, context, bindings, keys, filters, conntrack, compile_cache,
                      check_mode)

@@ -77,6 +77,26 @@ def _genid_here():
     return None
 
 
+IDENTITY_CODE = r'''
+import os
+with open("/proc/sys/kernel/random/boot_id") as handle:
+    print("%s:%d" % (handle.read().strip(), os.stat("/proc/self/ns/net").st_ino))
+'''
+
+
+def identity(runner):
+    """Which kernel boot and network namespace ``runner`` works in: a generation id only means
+    something there (it restarts with every boot and every namespace)."""
+    if type(runner).argv_for is Runner.argv_for:
+        try:
+            with open('/proc/sys/kernel/random/boot_id', encoding='ascii') as handle:
+                return '%s:%d' % (handle.read().strip(), os.stat('/proc/self/ns/net').st_ino)
+        except OSError:
+            return None
+    rc, out, _err = runner.run([sys.executable, '-c', IDENTITY_CODE])
+    return out.strip() if rc == 0 and out.strip() else None
+
+
 def genid(runner):
     """The generation id where ``runner`` runs its commands (None when it cannot be read)."""
     if type(runner).argv_for is Runner.argv_for:
