@@ -196,6 +196,20 @@ def test_agent_and_module_runs_never_interleave(tmp_path):
         out, err = agent.communicate(timeout=60)
         assert agent.returncode == 0, out + err
         assert dump_host(hv.host) == wanted
+        # The modules take the same lock: a virt_network run waits while it is held
+        # (so a playbook run and the agent's reconcile never interleave, in either order).
+        import threading
+        outcome = {}
+        with state_lock(state_dir, timeout=5):
+            module = threading.Thread(target=lambda: outcome.update(
+                run_module(hv.host, state_dir=state_dir, name='agentrt', state='absent')))
+            module.start()
+            module.join(2.0)
+            assert module.is_alive()  # waiting for the lock
+            assert dump_host(hv.host) == wanted
+        module.join(120)
+        assert outcome.get('changed') is True
+        assert 'virbr-rt' not in [bridge for bridge, _addrs in dump_host(hv.host)['bridges']]
         # A lock held too long: a clear error, exit 1.
         with state_lock(state_dir, timeout=5):
             timed_out = run_agent(['apply', '--state-dir', state_dir, '--lock-timeout', '1'], ns=hv.host)
