@@ -86,7 +86,7 @@ def test_reboot_restores_bridges_and_every_chain(tmp_path):
         after = dump_host(hv.host)
         assert after == before
         # A guest's spoofed frames are dropped from its first frame.
-        from ansible_collections.hypervisor.netfilter.tests.kernel import test_packets_clean_traffic as packets
+        from ansible_collections.hypervisor.netfilter.tests.lib import packets
         packets.require_environment()
         specs = packets.frame_specs(hv.guests[0], hv.guests[1])
         counts = packets.send_and_count(hv, specs, str(tmp_path), 'boot')
