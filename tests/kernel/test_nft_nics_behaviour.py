@@ -221,20 +221,21 @@ def sides(tmp_path_factory):
             hv.teardown()
 
 
-def test_builtin_filters_same_decisions(sides):
+def test_builtin_filters_same_decisions(sides, capsys):
     tally = Tally()
     rng = random.Random(SEED)
     filters = dict((n, parse_filter(t, source=n, strict=True)) for n, t in BUILTIN_FILTERS.items())
     hv = sides[0].hv
     for name in sorted(filters):
         run_case(sides, name, filters, lambda i, name=name: builtin_parameters(hv, name, i), tally, rng)
-    print('\nbuilt-in filters: %d cases, %d frames (%d stopped for some guest), %d frame/guest decisions '
-          'compared; NIC modes %s' % (tally.cases, tally.frames, tally.filtered, tally.decisions, tally.modes))
+    with capsys.disabled():  # the counts belong in every test log, not only with -s
+        print('\nbuilt-in filters: %d cases, %d frames (%d stopped for some guest), %d frame/guest decisions '
+              'compared; NIC modes %s' % (tally.cases, tally.frames, tally.filtered, tally.decisions, tally.modes))
     assert tally.cases == len(filters) and not tally.skipped
     assert tally.filtered > tally.frames // 4
 
 
-def test_generated_filters_same_decisions(sides):
+def test_generated_filters_same_decisions(sides, capsys):
     tally = Tally()
     rng = random.Random(SEED)
     generator = Generator(SEED)
@@ -252,8 +253,9 @@ def test_generated_filters_same_decisions(sides):
             refused += 1  # our compiler refuses it for both layouts alike
             continue
         run_case(sides, case.top, filters, lambda i, params=params: params, tally, rng)
-    print('\ngenerated filters (seed %d): %d cases, %d frames (%d stopped for some guest), %d frame/guest '
-          'decisions compared; NIC modes %s; %d refused by the compiler, %d refused by the xtables layout'
-          % (SEED, tally.cases, tally.frames, tally.filtered, tally.decisions, tally.modes, refused,
-             len(tally.skipped)))
+    with capsys.disabled():
+        print('\ngenerated filters (seed %d): %d cases, %d frames (%d stopped for some guest), %d frame/guest '
+              'decisions compared; NIC modes %s; %d refused by the compiler, %d refused by the xtables layout'
+              % (SEED, tally.cases, tally.frames, tally.filtered, tally.decisions, tally.modes, refused,
+                 len(tally.skipped)))
     assert tally.cases >= GENERATED // 2
