@@ -23,7 +23,6 @@ import ipaddress
 import json
 import os
 import re
-import sys
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics_fast as FAST
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as L
@@ -31,6 +30,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile impo
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.scratch import Step, run_in_scratch
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import plan_diff
 
 CACHE_VERSION = 1
@@ -39,29 +39,6 @@ _CHAIN_BLOCK = re.compile(r'^\tchain (\S+) \{\n(.*?)^\t\}', re.M | re.S)
 
 class NftError(NetfilterError):
     """nft is missing, refused our rules, or printed something we cannot read."""
-
-
-# Runs in a child Python: a private network namespace, nft -f the script, list the table as JSON.
-_SCRATCH_CODE = r'''
-import ctypes, os, subprocess, sys
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x40000000) != 0:
-    sys.stderr.write("unshare(CLONE_NEWNET) failed: %s\n" % os.strerror(ctypes.get_errno()))
-    sys.exit(3)
-nft, family, table = sys.argv[1], sys.argv[2], sys.argv[3]
-proc = subprocess.run([nft, "-f", "-"], input=sys.stdin.buffer.read(), stdout=subprocess.PIPE,
-                      stderr=subprocess.PIPE)
-if proc.returncode != 0:
-    sys.stderr.buffer.write(proc.stderr)
-    sys.exit(4)
-if table == "-":
-    sys.exit(0)
-proc = subprocess.run([nft, "-j", "list", "table", family, table], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-if proc.returncode != 0:
-    sys.stderr.buffer.write(proc.stderr)
-    sys.exit(5)
-sys.stdout.buffer.write(proc.stdout)
-'''
 
 
 def _nft():
@@ -80,15 +57,19 @@ def _tool_id(path):
 
 
 def scratch(runner, script, list_table=True):
-    """Load ``script`` into a throwaway network namespace; the table's JSON (or '' when not listed)."""
-    argv = [sys.executable, '-c', _SCRATCH_CODE, _nft(), L.FAMILY, L.TABLE if list_table else '-']
-    rc, out, err = runner.run(argv, script, kind='scratch')
-    if rc == 3:
+    """Load ``script`` into a throwaway network namespace (:mod:`._host.scratch`);
+    ``(the table's JSON or '' when not listed, '')``, or ``(None, nft's error)``."""
+    nft = _nft()
+    steps = [Step((nft, '-f', '-'), stdin=True)]
+    if list_table:
+        steps.append(Step((nft, '-j', 'list', 'table', L.FAMILY, L.TABLE)))
+    result = run_in_scratch(runner, steps, script)
+    if result.unshare_failed:
         raise NftError('cannot create a scratch network namespace (needs root with CAP_SYS_ADMIN): %s'
-                       % err.strip())
-    if rc != 0:
-        return None, err.strip()
-    return out, ''
+                       % result.stderr.strip())
+    if not result.ok:
+        return None, result.stderr.strip()
+    return (result.outputs[-1] if list_table else ''), ''
 
 
 # ---------------------------------------------------------------------------- probes

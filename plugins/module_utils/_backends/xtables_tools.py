@@ -16,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import subprocess
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError, find_tool
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError, Runner, find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.scratch import Step, run_in_scratch
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import FAMILY_TOOL
 
@@ -53,9 +52,8 @@ def detect_backend(tool):
         seen.add(current)
         target = os.readlink(current)
         current = os.path.normpath(os.path.join(os.path.dirname(current), target))
-    version = subprocess.run([path, '--version'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             check=False, universal_newlines=True)
-    return 'nft' if 'nf_tables' in version.stdout else 'legacy'
+    _rc, out, _err = Runner().run([path, '--version'])
+    return 'nft' if 'nf_tables' in out else 'legacy'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,8 +23,6 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile im
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 
-FAMILY_LABELS = (('eb', 'ebtables'), ('ip', 'iptables'), ('ip6', 'ip6tables'))
-
 
 @dataclasses.dataclass(frozen=True)
 class BindRequest:
@@ -78,5 +76,5 @@ def render(request):
     filters = nic_sync.load_host_filters(request.state_dir)
     warnings = nic_sync.upsert_warnings(request.upserts, filters)
     ruleset = merge_rulesets([r for _b, r in nic_sync.compile_bindings(bindings, filters)])
-    rendered = dict((label, ruleset.render(family)) for family, label in FAMILY_LABELS)
+    rendered = ruleset.render_by_tool()
     return BindOutcome(rendered=rendered, bindings=tuple(bindings), warnings=tuple(warnings))

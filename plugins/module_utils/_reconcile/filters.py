@@ -26,8 +26,6 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile im
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
 
-FAMILY_LABELS = (('eb', 'ebtables'), ('ip', 'iptables'), ('ip6', 'ip6tables'))
-
 
 @dataclasses.dataclass(frozen=True)
 class FilterRequest:
@@ -86,7 +84,7 @@ def render(request):
     users = [b for b in binding_store.load_bindings(request.state_dir)
              if planned.name in store.reference_closure(b.filter, after)]
     ruleset = merge_rulesets([r for _b, r in nic_sync.compile_bindings(users, after)])
-    rendered = dict((label, ruleset.render(family)) for family, label in FAMILY_LABELS)
+    rendered = ruleset.render_by_tool()
     rendered['xml'] = planned.after
     rendered['interfaces'] = [b.interface for b in users]
     return FilterOutcome(filter=store.describe_filter(planned.filter, set(defined) | {planned.name}),

@@ -93,6 +93,10 @@ class Ruleset:
         ``--noflush`` into a host that has none of it yet ('' if nothing)."""
         return ''.join(render_table(t) for t in self.family_tables(family))
 
+    def render_by_tool(self):
+        """``{'ebtables': text, 'iptables': text, 'ip6tables': text}`` (the ``rendered`` outputs)."""
+        return dict((FAMILY_TOOL[family], self.render(family)) for family in FAMILIES)
+
 
 def merge_rulesets(rulesets):
     order = []
