@@ -15,6 +15,8 @@ import os
 
 import pytest
 
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host import firewalld as network_firewalld
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner, find_tool
 from ansible_collections.hypervisor.netfilter.tests.lib.network_support import (
     dump_all, require_kernel, run_module)
 from ansible_collections.hypervisor.netfilter.tests.lib.firewalld import PrivateFirewalld, require_firewalld
@@ -101,6 +103,32 @@ def test_explicit_zone_and_open_network(firewalld, tmp_path):
     failed = run_module(fw.ns, env=fw.env, expect_failure=True, name='nz', bridge='virbrn', forward_mode='nat',
                         zone='nosuchzone', state_dir=str(tmp_path / 'state'), ipv4={'address': '10.74.0.1/24'})
     assert 'firewalld zone nosuchzone (requested for network nz) does not exist' in failed['msg']
+
+
+def test_busctl_and_firewall_cmd_give_the_same_answers(firewalld, monkeypatch):
+    """The reads go through busctl (about 5 ms each, not a Python start); a host
+    without busctl asks firewall-cmd the same questions and gets the same answers."""
+    fw = firewalld
+    if find_tool('busctl') is None:
+        pytest.skip('busctl (systemd) is not installed')
+    fw.cmd('--zone=trusted', '--change-interface=virbrq')
+    fw.cmd('--permanent', '--zone=work', '--change-interface=virbrq')
+    monkeypatch.setenv('DBUS_SYSTEM_BUS_ADDRESS', fw.env['DBUS_SYSTEM_BUS_ADDRESS'])
+    answers = []
+    for with_busctl in (True, False):
+        runner = Runner()
+        client = network_firewalld.Firewalld(runner)
+        if not with_busctl:
+            client.busctl = None
+        answers.append((client.running(), client.version(), client.names('zones', permanent=True),
+                        client.names('policies', permanent=True), client.zone_of('virbrq'),
+                        client.zone_of('virbrq', permanent=True), client.zone_of('virbrnone'),
+                        client.zone_of('virbrnone', permanent=True)))
+        tools = set(os.path.basename(argv[0]) for _kind, argv in runner.calls)
+        assert tools == ({'busctl'} if with_busctl else {'firewall-cmd'}), runner.calls
+    assert answers[0] == answers[1]
+    assert answers[0][0] is True and answers[0][4:] == ('trusted', 'work', None, None)
+    assert {'public', 'trusted', 'work'} <= answers[0][2]
 
 
 def test_zone_without_firewalld_is_an_error(tmp_path):

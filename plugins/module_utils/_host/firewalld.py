@@ -108,16 +108,53 @@ class FirewalldPlan:
         return ('--reload',) in self.commands
 
 
+_BUS_NAME = 'org.fedoraproject.FirewallD1'
+_BUS_PATH = '/org/fedoraproject/FirewallD1'
+_CONFIG_PATH = _BUS_PATH + '/config'
+_BUS_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _bus_strings(out):
+    """The strings of ``busctl`` output (``s "x"`` lines, ``as 2 "x" "y"``)."""
+    return [re.sub(r'\\(.)', r'\1', m) for m in _BUS_STRING.findall(out)]
+
+
 class Firewalld:
-    """Thin ``firewall-cmd`` wrapper (reads are plain calls, writes are recorded)."""
+    """Asks firewalld through ``busctl`` (one short C process per question,
+    about 5 ms) when it is installed, else ``firewall-cmd`` (a Python start,
+    0.15-0.3 s each); the questions are the same D-Bus calls firewall-cmd
+    makes. Writes always go through ``firewall-cmd`` (recorded as writes):
+    they are rare and it knows each change's details (``--permanent
+    --change-interface`` moves the interface out of its other zones).
+    ``busctl --system`` honours ``DBUS_SYSTEM_BUS_ADDRESS`` (private test
+    buses); ``--auto-start=no`` never starts a stopped firewalld through
+    D-Bus activation."""
 
     def __init__(self, runner=None):
         self.runner = runner or Runner()
         self.tool = find_tool('firewall-cmd')
+        self.busctl = find_tool('busctl')
+        self._version = None
+
+    def _bus(self, signature, *args):
+        """The strings busctl answers, or None (no busctl, an error, an answer
+        of another type): the caller then asks firewall-cmd, whose answer or
+        error is the one users know."""
+        if not self.busctl:
+            return None
+        rc, out, _err = self.runner.run([self.busctl, '--system', '--auto-start=no'] + list(args))
+        if rc != 0 or not all(line.startswith(signature + ' ') for line in out.splitlines()) or not out:
+            return None
+        return _bus_strings(out)
 
     def running(self):
         if self.tool is None:
-            return False
+            return False  # writes need it
+        # state and version in one call; firewall-cmd --state: running when RUNNING
+        values = self._bus('s', 'get-property', _BUS_NAME, _BUS_PATH, _BUS_NAME, 'state', 'version')
+        if values is not None and len(values) == 2:
+            self._version = values[1]
+            return values[0] == 'RUNNING'
         rc, out, _err = self.runner.run([self.tool, '--state'])
         return rc == 0 and out.strip() == 'running'
 
@@ -127,13 +164,20 @@ class Firewalld:
         return rc, out.strip(), err.strip()
 
     def version(self):
-        _rc, out, _err = self.cmd('--version')
+        out = self._version
+        if out is None:
+            _rc, out, _err = self.cmd('--version')
         match = re.match(r'(\d+)\.(\d+)(?:\.(\d+))?', out)
         if not match:
             raise FirewalldError('cannot read the firewalld version from %r' % out)
         return tuple(int(x or 0) for x in match.groups())
 
     def names(self, what, permanent=False):
+        if permanent and what in ('zones', 'policies'):
+            values = self._bus('as', 'call', _BUS_NAME, _CONFIG_PATH, _BUS_NAME + '.config',
+                               'getZoneNames' if what == 'zones' else 'getPolicyNames')
+            if values is not None:
+                return set(values)
         args = (('--permanent',) if permanent else ()) + ('--get-' + what,)
         rc, out, err = self.cmd(*args)
         if rc != 0:
@@ -141,6 +185,10 @@ class Firewalld:
         return set(out.split())
 
     def zone_of(self, interface, permanent=False):
+        path, methods = (_CONFIG_PATH, _BUS_NAME + '.config') if permanent else (_BUS_PATH, _BUS_NAME + '.zone')
+        values = self._bus('s', 'call', _BUS_NAME, path, methods, 'getZoneOfInterface', 's', interface)
+        if values is not None and len(values) == 1:
+            return values[0] or None
         args = (('--permanent',) if permanent else ()) + ('--get-zone-of-interface=' + interface,)
         rc, out, _err = self.cmd(*args)
         return out if rc == 0 and out and out != 'no zone' else None

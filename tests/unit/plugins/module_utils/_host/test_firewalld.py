@@ -19,6 +19,7 @@ class FakeFirewalld(network_firewalld.Firewalld):
         self.policies = set(policies)
         self.bound = dict(bound or {})  # (interface, permanent) -> zone
         self.tool = 'firewall-cmd'
+        self.busctl = None  # the firewall-cmd path; the busctl path: test_busctl_*
         self.writes = []
 
     def running(self):
@@ -87,3 +88,66 @@ def test_open_network_and_absent():
     assert plan.commands == (('--zone=libvirt', '--remove-interface=br-a'),
                              ('--permanent', '--zone=libvirt', '--remove-interface=br-a'))
     assert not network_firewalld.plan(_spec(), 'absent', previous_zone=None, fw=fw).changed
+
+
+class BusRunner:
+    """A Runner that answers busctl like firewalld 1.3 does, and firewall-cmd from a table."""
+
+    def __init__(self, answers, firewall_cmd=None):
+        self.answers = answers  # (busctl args after --auto-start=no) -> (rc, stdout)
+        self.firewall_cmd = firewall_cmd or {}
+        self.calls = []
+
+    def run(self, argv, kind='read', **_kwargs):
+        self.calls.append((kind, tuple(argv)))
+        if argv[0] == 'busctl':
+            assert argv[1:3] == ['--system', '--auto-start=no']
+            rc, out = self.answers.get(tuple(argv[3:]), (1, ''))
+            return rc, out, '' if rc == 0 else 'Failed: no such thing'
+        return self.firewall_cmd.get(tuple(argv[1:]), (1, '', 'unexpected'))
+
+
+_FW = ('org.fedoraproject.FirewallD1', '/org/fedoraproject/FirewallD1')
+_CONFIG = ('org.fedoraproject.FirewallD1', '/org/fedoraproject/FirewallD1/config',
+           'org.fedoraproject.FirewallD1.config')
+
+
+def _bus_fw(runner):
+    fw = network_firewalld.Firewalld(runner)
+    fw.tool, fw.busctl = 'firewall-cmd', 'busctl'
+    return fw
+
+
+def test_busctl_answers_every_question_of_an_in_sync_plan_without_firewall_cmd():
+    runner = BusRunner({
+        ('get-property',) + _FW + ('org.fedoraproject.FirewallD1', 'state', 'version'):
+            (0, 's "RUNNING"\ns "1.3.3"\n'),
+        ('call',) + _FW + ('org.fedoraproject.FirewallD1.zone', 'getZoneOfInterface', 's', 'br-a'):
+            (0, 's "libvirt"\n'),
+        ('call',) + _CONFIG + ('getZoneOfInterface', 's', 'br-a'): (0, 's "libvirt"\n'),
+        ('call',) + _CONFIG + ('getZoneNames',): (0, 'as 3 "libvirt" "public" "we\\"ird"\n'),
+    })
+    fw = _bus_fw(runner)
+    fw_plan = network_firewalld.plan(_spec(), 'present', fw=fw)
+    assert fw_plan.zone == 'libvirt' and not fw_plan.changed
+    assert fw.names('zones', permanent=True) == {'libvirt', 'public', 'we"ird'}
+    assert all(argv[0] == 'busctl' for _kind, argv in runner.calls)
+    assert fw.version() == (1, 3, 3)
+
+
+def test_busctl_no_zone_not_running_and_errors_fall_back_to_firewall_cmd():
+    runner = BusRunner({
+        ('call',) + _FW + ('org.fedoraproject.FirewallD1.zone', 'getZoneOfInterface', 's', 'br-a'): (0, 's ""\n'),
+    }, firewall_cmd={('--state',): (252, 'not running\n', ''),
+                     ('--permanent', '--get-zone-of-interface=br-a'): (0, 'trusted\n', '')})
+    fw = _bus_fw(runner)
+    assert fw.zone_of('br-a') is None
+    assert fw.zone_of('br-a', permanent=True) == 'trusted'  # busctl failed: firewall-cmd asked
+    assert fw.running() is False  # busctl failed (no such name): firewall-cmd --state decides
+    assert [argv[0] for _kind, argv in runner.calls] == ['busctl', 'busctl', 'firewall-cmd', 'busctl', 'firewall-cmd']
+    starting = _bus_fw(BusRunner({('get-property',) + _FW + ('org.fedoraproject.FirewallD1', 'state', 'version'):
+                                  (0, 's "INIT"\ns "1.3.3"\n')}))
+    assert starting.running() is False
+    no_tool = _bus_fw(BusRunner({}))
+    no_tool.tool = None
+    assert no_tool.running() is False and no_tool.runner.calls == []
