@@ -19,10 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 # Files over a limit today, with who is on it; strict xfail: once fixed, this entry must go.
-PENDING = {
-    'plugins/module_utils/_backends/nft_nics.py': 'plan() over 80 lines, file over 600 (nftables NIC backend, issue 11)',
-    'plugins/module_utils/_compile/nwfilter_nftables_match.py': 'eb_rule() is 81 lines (nftables NIC backend, issue 11)',
-}
+PENDING = {}
 
 
 def module_utils_files(root=ROOT):

@@ -273,7 +273,7 @@ def eb_rule(args):
     reader = _Args(args)
     atoms = []
     verdict = None
-    arp_ip = arp_mac = stp = False
+    guards = set()
     while not reader.done():
         option = reader.take()
         if option == '-j':
@@ -281,70 +281,78 @@ def eb_rule(args):
             verdict = EB_VERDICTS.get(target, ('jump', target))
             continue
         negated = reader.negation()
-        value = reader.take()
-        if option == '-s':
-            atoms.append(_mac_atom('ether saddr', value, negated))
-        elif option == '-d':
-            atoms.append(_mac_atom('ether daddr', value, negated))
-        elif option == '-p':
-            atoms.append(_ether_type(value, negated))
-        elif option in ('--ip-source', '--ip-destination'):
-            atoms.append(_addr_atom('ip saddr' if option == '--ip-source' else 'ip daddr', value, IPV4, negated))
-        elif option in ('--ip6-source', '--ip6-destination'):
-            atoms.append(_addr_atom('ip6 saddr' if option == '--ip6-source' else 'ip6 daddr', value, IPV6, negated))
-        elif option == '--ip-protocol':
-            # ebt_ip compares the IPv4 header's protocol field.
-            atoms.append(_int_atom('ip protocol', value, negated, names=IP_PROTOCOLS))
-        elif option == '--ip6-protocol':
-            # ebt_ip6 skips extension headers to find the protocol, as meta l4proto does.
-            atoms.append(_int_atom('meta l4proto', value, negated, names=IP_PROTOCOLS))
-        elif option in ('--ip-source-port', '--ip6-source-port'):
-            atoms.append(_int_atom('th sport', value, negated, ':'))
-        elif option in ('--ip-destination-port', '--ip6-destination-port'):
-            atoms.append(_int_atom('th dport', value, negated, ':'))
-        elif option == '--ip-tos':
-            # ebt_ip compares the whole TOS byte with the value (libvirt passes the DSCP value).
-            atoms.append(_int_atom('@nh,8,8', value, negated))
-        elif option == '--ip6-icmp-type':
-            atoms.append(_icmp6_range(value, negated))
-        elif option == '--vlan-id':
-            atoms.append(_int_atom('vlan id', value, negated))
-        elif option == '--vlan-encap':
-            atoms.append(_int_atom('vlan type', value, negated, names=ETHER_TYPES))
-        elif option == '--arp-htype':
-            atoms.append(_int_atom(ARP_HTYPE, value, negated))
-        elif option == '--arp-ptype':
-            atoms.append(_int_atom(ARP_PTYPE, value, negated, names=ETHER_TYPES))
-        elif option == '--arp-opcode':
-            atoms.append(_int_atom(ARP_OP, value, negated, names=ARP_OPCODES))
-        elif option in ('--arp-ip-src', '--arp-ip-dst'):
-            arp_ip = True
-            atoms.append(_addr_atom(ARP_SPA if option == '--arp-ip-src' else ARP_TPA, value, IPV4, negated))
-            _int_render_ip(atoms)
-        elif option in ('--arp-mac-src', '--arp-mac-dst'):
-            arp_mac = True
-            atoms.append(_raw_mac_atom(ARP_SHA if option == '--arp-mac-src' else ARP_THA, value, negated))
-        elif option in STP_FIELDS:
-            stp = True
-            atom = _stp_atom(option, value, negated)
-            if atom is not None:
-                atoms.append(atom)
-        else:
-            raise Unsupported('ebtables option %s' % option)
+        atom, guard = _eb_atom(option, reader.take(), negated)
+        if atom is not None:
+            atoms.append(atom)
+        if guard is not None:
+            guards.add(guard)
     if verdict is None:
         raise Unsupported('rule without a target')
-    if arp_ip:
+    return tuple(atoms) + _eb_guards(guards), verdict
+
+
+# Options that are one integer field: option -> (nft expression, range separator, value names).
+_EB_INT_OPTIONS = {
+    # ebt_ip compares the IPv4 header's protocol field.
+    '--ip-protocol': ('ip protocol', None, IP_PROTOCOLS),
+    # ebt_ip6 skips extension headers to find the protocol, as meta l4proto does.
+    '--ip6-protocol': ('meta l4proto', None, IP_PROTOCOLS),
+    '--ip-source-port': ('th sport', ':', None), '--ip6-source-port': ('th sport', ':', None),
+    '--ip-destination-port': ('th dport', ':', None), '--ip6-destination-port': ('th dport', ':', None),
+    # ebt_ip compares the whole TOS byte with the value (libvirt passes the DSCP value).
+    '--ip-tos': ('@nh,8,8', None, None),
+    '--vlan-id': ('vlan id', None, None),
+    '--vlan-encap': ('vlan type', None, ETHER_TYPES),
+    '--arp-htype': (ARP_HTYPE, None, None),
+    '--arp-ptype': (ARP_PTYPE, None, ETHER_TYPES),
+    '--arp-opcode': (ARP_OP, None, ARP_OPCODES),
+}
+# Address options: option -> (nft expression, address kind).
+_EB_ADDR_OPTIONS = {
+    '--ip-source': ('ip saddr', IPV4), '--ip-destination': ('ip daddr', IPV4),
+    '--ip6-source': ('ip6 saddr', IPV6), '--ip6-destination': ('ip6 daddr', IPV6),
+}
+_EB_ARP_IP = {'--arp-ip-src': ARP_SPA, '--arp-ip-dst': ARP_TPA}
+_EB_ARP_MAC = {'--arp-mac-src': ARP_SHA, '--arp-mac-dst': ARP_THA}
+
+
+def _eb_atom(option, value, negated):
+    """``(atom or None, guard or None)`` for one ebtables match; the guard names the header test
+    (:func:`_eb_guards`) the match implies."""
+    if option in ('-s', '-d'):
+        return _mac_atom('ether saddr' if option == '-s' else 'ether daddr', value, negated), None
+    if option == '-p':
+        return _ether_type(value, negated), None
+    if option in _EB_ADDR_OPTIONS:
+        expr, kind = _EB_ADDR_OPTIONS[option]
+        return _addr_atom(expr, value, kind, negated), None
+    if option in _EB_INT_OPTIONS:
+        expr, separator, names = _EB_INT_OPTIONS[option]
+        return _int_atom(expr, value, negated, separator, names=names), None
+    if option == '--ip6-icmp-type':
+        return _icmp6_range(value, negated), None
+    if option in _EB_ARP_IP:
+        return _int_render_ip(_addr_atom(_EB_ARP_IP[option], value, IPV4, negated)), 'arp_ip'
+    if option in _EB_ARP_MAC:
+        return _raw_mac_atom(_EB_ARP_MAC[option], value, negated), 'arp_mac'
+    if option in STP_FIELDS:
+        return _stp_atom(option, value, negated), 'stp'
+    raise Unsupported('ebtables option %s' % option)
+
+
+def _eb_guards(guards):
+    """The header tests ebtables' match modules make before they look at their fields."""
+    atoms = ()
+    if 'arp_ip' in guards:
         # ebt_arp tests IP fields only in ARP packets for IPv4 (whatever the negation).
-        atoms.append(Atom(ARP_PLEN, INT, (4, 4)))
-        atoms.append(Atom(ARP_PTYPE, INT, (0x0800, 0x0800)))
-    if arp_mac:
-        atoms.append(Atom(ARP_HLEN, INT, (6, 6)))
-        atoms.append(Atom(ARP_HTYPE, INT, (1, 1)))
-    if stp:
+        atoms += (Atom(ARP_PLEN, INT, (4, 4)), Atom(ARP_PTYPE, INT, (0x0800, 0x0800)))
+    if 'arp_mac' in guards:
+        atoms += (Atom(ARP_HLEN, INT, (6, 6)), Atom(ARP_HTYPE, INT, (1, 1)))
+    if 'stp' in guards:
         # ebt_stp only looks at frames whose LLC+BPDU header is 42 42 03 00 00 00 (so the type is always 0,
         # and the config BPDU fields are always tested).
-        atoms.append(Atom(STP_HEADER, INT, (0x424203000000, 0x424203000000)))
-    return tuple(atoms), verdict
+        atoms += (Atom(STP_HEADER, INT, (0x424203000000, 0x424203000000)),)
+    return atoms
 
 
 # ebt_stp: offsets (bits from the network header) of the config BPDU fields it tests.
@@ -373,13 +381,13 @@ def _stp_atom(option, text, negated):
     return _int_atom(expr, text, negated, ':')
 
 
-def _int_render_ip(atoms):
+def _int_render_ip(atom):
     """ARP IP fields are raw payload: keep their interval, but as integers (nft reads raw fields as such)."""
-    atom = atoms[-1]
     if atom.kind == IPV4:
-        atoms[-1] = dataclasses.replace(atom, kind=INT)
-    elif atom.kind == TEXT:
+        return dataclasses.replace(atom, kind=INT)
+    if atom.kind == TEXT:
         raise Unsupported('an ARP address with a non-contiguous mask')
+    return atom
 
 
 def _icmp6_range(text, negated):

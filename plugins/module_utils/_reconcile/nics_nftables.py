@@ -29,7 +29,7 @@ import os
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner, find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
@@ -268,7 +268,7 @@ def leave_nftables(runner=None, check_mode=False):
     Returns an Ansible diff dict when there was one (None otherwise); nothing
     happens on hosts without the nft command.
     """
-    if nft_nics.find_tool('nft') is None:
+    if find_tool('nft') is None:
         return None
     runner = runner or Runner()
     try:
