@@ -24,7 +24,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     rule_target, text_target)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.restore import (
-    declaration_order, natural_key, render_rule, table_text)
+    WHOLE_TABLE_MIN_CHAINS, declaration_order, natural_key, render_rule, table_text)
 
 
 def _diff_chains(work, canon):
@@ -91,8 +91,13 @@ def _diff_hook_chain(work, ownership, chain_name, wanted, canon, warm):
     return deletes, adds
 
 
-def diff_table(work, canon, ownership):
-    """``(restore text or '', chain changes, hook changes, (chains to learn, hooks to learn))``."""
+def diff_table(work, canon, ownership, whole_table_read=False):
+    """``(restore text or '', chain changes, hook changes, (chains to learn, hooks to learn))``.
+
+    ``whole_table_read``: the restore tool is ebtables-nft, which loads big
+    restores faster when told to read the whole table (see
+    :data:`._ruleset.restore.WHOLE_TABLE_MIN_CHAINS`).
+    """
     chain_changes, write_chains, obsolete, warm_chains = _diff_chains(work, canon)
     warm_hooks = []
     deletes = []
@@ -109,8 +114,11 @@ def diff_table(work, canon, ownership):
                         for chain, rendered, position in adds)
     if not (write_chains or obsolete or deletes or adds):
         return '', chain_changes, hook_changes, (warm_chains, warm_hooks)
-    text = table_text(work.family, work.name, hook_deletes=deletes,
-                      declare=declaration_order([n for n, _r in write_chains] + obsolete),
+    declare = declaration_order([n for n, _r in write_chains] + obsolete)
+    whole_table = None
+    if whole_table_read and len(declare) >= WHOLE_TABLE_MIN_CHAINS:
+        whole_table = set(text_target(rendered) for _chain, rendered, _position in adds)
+    text = table_text(work.family, work.name, hook_deletes=deletes, declare=declare,
                       fill=sorted(write_chains, key=lambda item: natural_key(item[0])),
-                      remove=obsolete, hook_adds=adds)
+                      remove=obsolete, hook_adds=adds, whole_table=whole_table)
     return text, chain_changes, hook_changes, (warm_chains, warm_hooks)
