@@ -13,6 +13,7 @@ conntrack keep their IP layer on iptables with a warning.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -20,6 +21,8 @@ import time
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics_canonical
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics_plan
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
@@ -87,6 +90,25 @@ def test_apply_rerun_and_counts(host):
     # A fresh cache (canonical forms learnt again in a scratch namespace) agrees.
     third = nft_nics.sync_nics(host.runner, bindings, FILTERS, engine=host.engine, state_dir=None)
     assert not third.changed
+
+
+def test_canonical_forms_and_probe_come_from_the_state_dir_cache(host):
+    """nft's spelling of our chains and the conntrack probe are learnt once (a scratch namespace each)
+    and kept in the one JSON cache of state_dir: a later run with a fresh object loads none."""
+    first = host.sync([binding(i) for i in range(5)])
+    with open(os.path.join(host.state_dir, 'cache', 'nft-nic-canonical.json'), encoding='utf-8') as handle:
+        data = json.load(handle)
+    assert data['version'] == nft_nics_canonical.Canonical.VERSION
+    chains = [k for k in data['entries'] if k.startswith('chain:')]
+    assert len(chains) == len(first.layout.chains) + len(first.layout.bases())
+    assert [k for k in data['entries'] if k.startswith('probe:conntrack:')]
+    live = nft_nics.read_live(host.runner)
+    for state_dir, scratch_loads in ((host.state_dir, 0), (None, 2)):
+        runner = NsRunner(host.ns)
+        canonical = nft_nics_canonical.Canonical(state_dir)
+        nft_nics_canonical.probe_bridge_conntrack(runner, canonical)
+        assert not nft_nics_plan.plan(runner, first.layout, live, canonical).changed
+        assert [kind for kind, _argv in runner.calls].count('scratch') == scratch_loads, state_dir
 
 
 def test_one_nic_change_touches_only_its_elements(host):

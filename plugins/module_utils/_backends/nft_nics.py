@@ -19,7 +19,7 @@ import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics_fast as FAST
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.nft_nics_canonical import (
-    Canonical, chain_key, probe_bridge_conntrack)
+    Canonical, probe_bridge_conntrack)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.nft_nics_live import (
     NftError, nft_command, read_live)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.nft_nics_plan import (
@@ -104,8 +104,7 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
         apply(runner, nft_plan)
         if xt_plan is not None:
             engine.commit(xt_plan)
-        canonical.save(set(chain_key(c.name, layout) for c in layout.chains)
-                       | set(chain_key(b.name, layout) for b in layout.bases()))
+        canonical.save()
         if snapshot is not None:
             # Record only when the table is now exactly the layout and our write was the only commit.
             after = FAST.genid(runner)

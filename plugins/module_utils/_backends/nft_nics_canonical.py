@@ -7,8 +7,10 @@ The desired chains are compared with the live ones as nft's JSON
 expressions; nft alone knows how it prints what we write, so the desired
 skeleton (chains and empty sets) is loaded once into a scratch namespace
 (:mod:`._host.scratch`) and read back.  :class:`Canonical` keeps the result
-in ``state_dir/cache`` by chain name (names carry a digest of the rules),
-with the outcome of :func:`probe_bridge_conntrack`, for this nft binary.
+by chain name (names carry a digest of the rules), with the outcome of
+:func:`probe_bridge_conntrack`, in the one JSON cache of state_dir
+(:mod:`._host.json_cache`, ``nft-nic-canonical.json``); keys carry the nft
+binary's identity, so another nft learns afresh.
 """
 
 from __future__ import annotations
@@ -20,10 +22,8 @@ import os
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.nft_nics_live import (
     NftError, nft_command, parse_live)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as L
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.scratch import Step, run_in_scratch
-
-CACHE_VERSION = 1
 
 
 def _tool_id(path):
@@ -60,48 +60,42 @@ PROBE_CONNTRACK = ('add table bridge hnf_probe\n'
 def probe_bridge_conntrack(runner, cache=None):
     """Whether ``ct state`` loads in a bridge-family table (nf_conntrack_bridge), tried in a scratch namespace."""
     key = 'conntrack:%s:%s' % (os.uname().release, _tool_id(nft_command()))
-    if cache is not None and key in cache.probes:
-        return cache.probes[key]
+    known = cache.lookup('probe:' + key) if cache is not None else None
+    if known is not None:
+        return known
     out, _err = scratch(runner, PROBE_CONNTRACK, list_table=False)
     result = out is not None
     if cache is not None:
-        cache.probes[key] = result
-        cache.dirty = True
+        cache.store('probe:' + key, result)
     return result
 
 
 # ---------------------------------------------------------------------------- canonical forms
 
-class Canonical:
-    """nft's JSON spelling of our chains, learnt in a scratch namespace, cached in state_dir."""
+class Canonical(JsonCache):
+    """nft's JSON spelling of our chains, learnt in a scratch namespace, cached in state_dir.
+
+    ``chains``: chain key (:func:`chain_key`) -> rules, for the chains this run asked about.
+    """
+
+    VERSION = 2  # 1: chains and probes in a file of their own format
 
     def __init__(self, state_dir):
-        self.path = os.path.join(state_dir, 'cache', 'nft-nic-canonical.json') if state_dir else None
+        super().__init__(cache_path(state_dir, 'nft-nic-canonical'))
         self.tool = _tool_id(nft_command())
         self.chains = {}
-        self.probes = {}
-        self.dirty = False
-        if self.path and os.path.exists(self.path):
-            try:
-                with open(self.path, encoding='utf-8') as handle:
-                    data = json.load(handle)
-            except (OSError, ValueError):
-                data = None  # a damaged cache only costs one scratch load
-            if isinstance(data, dict) and data.get('version') == CACHE_VERSION and data.get('tool') == self.tool:
-                self.chains = data.get('chains') or {}
-                self.probes = data.get('probes') or {}
 
-    def save(self, keep):
-        if not self.path or not self.dirty:
-            return
-        chains = dict((k, v) for k, v in self.chains.items() if k in keep)
-        atomic_write(self.path, json.dumps({'version': CACHE_VERSION, 'tool': self.tool, 'chains': chains,
-                                            'probes': self.probes}, separators=(',', ':')), durable=False)
+    def _entry(self, key):
+        return 'chain:%s:%s' % (self.tool, key)
 
     def learn(self, runner, layout, keys):
         """Make sure every chain key in ``keys`` is known; one scratch load for all unknown ones."""
-        missing = [k for k in keys if k not in self.chains]
-        if not missing:
+        for key in keys:
+            if key not in self.chains:
+                rules = self.lookup(self._entry(key))
+                if rules is not None:
+                    self.chains[key] = rules
+        if all(k in self.chains for k in keys):
             return
         skeleton = dataclasses.replace(layout, sets=tuple(dataclasses.replace(s, elements=frozenset())
                                                           for s in layout.sets),
@@ -116,8 +110,9 @@ class Canonical:
                            'host is untouched): %s' % err)
         live = parse_live(out)
         for name, rules in live.chains.items():
-            self.chains[chain_key(name, layout)] = rules
-        self.dirty = True
+            key = chain_key(name, layout)
+            self.chains[key] = rules
+            self.store(self._entry(key), rules)
 
 
 def chain_key(name, layout):
