@@ -25,18 +25,28 @@ def cache_path(state_dir, name):
 
 
 class JsonCache:
-    """Subclasses set ``VERSION`` (bump it when the meaning of entries changes)."""
+    """Subclasses set ``VERSION`` (bump it when the meaning of entries changes).
+
+    ``lazy``: the file is read at the first lookup or store, not at once (a run that may need
+    nothing from a large cache does not pay for reading it); never read, it is never written.
+    """
 
     VERSION = 1
 
-    def __init__(self, path):
+    def __init__(self, path, lazy=False):
         self.path = path
         self.entries = {}
         self.used = {}
         self.dirty = False
-        if path and os.path.exists(path):
+        self.loaded = False
+        if not lazy:
+            self._load()
+
+    def _load(self):
+        self.loaded = True
+        if self.path and os.path.exists(self.path):
             try:
-                with open(path, encoding='utf-8') as handle:
+                with open(self.path, encoding='utf-8') as handle:
                     data = json.load(handle)
             except (OSError, ValueError):
                 data = None  # damaged: start afresh
@@ -45,6 +55,8 @@ class JsonCache:
 
     def lookup(self, key):
         """The stored value of ``key`` (marked as used), or None."""
+        if not self.loaded:
+            self._load()
         value = self.entries.get(key)
         if value is not None:
             self.used[key] = value
@@ -52,6 +64,8 @@ class JsonCache:
 
     def store(self, key, value):
         """Set ``key`` (JSON-able ``value``), marked as used."""
+        if not self.loaded:
+            self._load()
         self.used[key] = value
         if self.entries.get(key) != value:
             self.entries[key] = value
@@ -59,7 +73,7 @@ class JsonCache:
 
     def save(self):
         """Write the entries this run used, if anything differs from the file."""
-        if not self.path or (not self.dirty and len(self.used) == len(self.entries)):
+        if not self.path or not self.loaded or (not self.dirty and len(self.used) == len(self.entries)):
             return
         atomic_write(self.path, json.dumps({'version': self.VERSION, 'entries': self.used}, separators=(',', ':')),
                      durable=False)

@@ -15,16 +15,15 @@ chains of NICs that moved to nftables.  The bindings file is written only
 after the kernel accepted the rules.
 
 :class:`NftCompiledCache` keeps each binding's compiled share of the layout in
-``state_dir/cache/nft-compiled.json`` (keyed by the binding and a digest of
-its filter tree), so a run with one changed NIC compiles one NIC.
+``state_dir/cache/nft-compiled.json`` (:mod:`._host.json_cache`; keyed by the
+binding and a digest of its filter tree), so a run with one changed NIC
+compiles one NIC.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
@@ -32,7 +31,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner, find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
@@ -42,34 +41,20 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindin
 NFTABLES = 'nftables'
 
 
-class NftCompiledCache:
-    """Compiled per-NIC shares of the nftables layout (``layout._NicResult``), kept in state_dir."""
+class NftCompiledCache(JsonCache):
+    """Compiled per-NIC shares of the nftables layout (``layout.NicResult``), kept in state_dir.
 
-    VERSION = 1
+    Entries: ``nic:<key>`` (the NIC's layout, chain and set names, set elements, xtables rules),
+    ``chain:<name>`` and ``set:<name>`` (shared by the NICs that use them: stored once).  Read
+    lazily: the incremental path only needs keys, not the cached compilations.
+    """
+
+    VERSION = 2  # 1: a file format of its own
 
     def __init__(self, state_dir):
-        self.path = os.path.join(state_dir, 'cache', 'nft-compiled.json') if state_dir else None
-        self.nics, self.chains, self.sets = {}, {}, {}
-        self.used = {}
+        super().__init__(cache_path(state_dir, 'nft-compiled'), lazy=True)
         self.memory = {}
-        self.dirty = False
         self._trees = {}
-        self.loaded = False
-
-    def _load_file(self):
-        # Lazily: the incremental path only needs keys, not the cached compilations.
-        self.loaded = True
-        if self.path and os.path.exists(self.path):
-            try:
-                with open(self.path, encoding='utf-8') as handle:
-                    data = json.load(handle)
-            except (OSError, ValueError):
-                data = None  # a damaged cache only costs a recompilation
-            if isinstance(data, dict) and data.get('version') == self.VERSION:
-                self.nics = data.get('nics') or {}
-                for mine, stored in ((self.chains, data.get('chains')), (self.sets, data.get('sets'))):
-                    for name, value in (stored or {}).items():
-                        mine.setdefault(name, value)
 
     def _tree(self, filter_name, filters):
         digest = self._trees.get(filter_name)
@@ -85,30 +70,32 @@ class NftCompiledCache:
     def get(self, key):
         if key in self.memory:
             return self.memory[key]
-        if not self.loaded:
-            self._load_file()
-        data = self.nics.get(key)
+        data = self.lookup('nic:' + key)
         if data is None:
             return None
         try:
-            result = self._load(data)
+            result = self._load_nic(data)
         except (KeyError, TypeError, ValueError, IndexError):
-            return None
-        self.used[key] = data
+            return None  # a damaged entry only costs a recompilation
         self.memory[key] = result
         return result
 
     def put(self, key, result):
         self.memory[key] = result
-        self.used[key] = self._dump(result)
-        self.dirty = True
+        self.store('nic:' + key, self._dump(result))
 
-    def _load(self, data):
+    def _shared(self, kind, name):
+        value = self.lookup('%s:%s' % (kind, name))
+        if value is None:
+            raise KeyError('%s %s' % (kind, name))
+        return value
+
+    def _load_nic(self, data):
         nic = data['l']
-        chains = tuple(layout.NftChain(name, tuple(self.chains[name])) for name in data['c'])
+        chains = tuple(layout.NftChain(name, tuple(self._shared('chain', name))) for name in data['c'])
         sets = []
         for name, elements in data['s']:
-            key, interval, kinds = self.sets[name]
+            key, interval, kinds = self._shared('set', name)
             sets.append(layout.NftSet(name, tuple(key), interval, frozenset(
                 (e[0],) + tuple(tuple(c) for c in e[1:]) for e in elements), tuple(kinds)))
         return layout.NicResult(
@@ -118,24 +105,13 @@ class NftCompiledCache:
     def _dump(self, result):
         nic = result.layout
         for chain in result.chains:
-            self.chains[chain.name] = list(chain.rules)
+            self.store('chain:' + chain.name, list(chain.rules))
         for nft_set in result.sets:
-            self.sets[nft_set.name] = [list(nft_set.key), nft_set.interval, list(nft_set.kinds)]
+            self.store('set:' + nft_set.name, [list(nft_set.key), nft_set.interval, list(nft_set.kinds)])
         return {'l': [nic.interface, nic.mode, nic.reason, [list(d) for d in nic.dispatch], list(nic.warnings)],
                 'c': [c.name for c in result.chains],
                 's': [[s.name, sorted([e[0]] + [list(c) for c in e[1:]] for e in s.elements)] for s in result.sets],
                 'x': nic_sync.ruleset_to_data(result.xtables)}
-
-    def save(self):
-        # Never written from a run that did not load it (it would lose the other NICs' entries).
-        if not self.path or not self.loaded or (not self.dirty and len(self.used) == len(self.nics)):
-            return
-        chains = set(name for data in self.used.values() for name in data['c'])
-        sets = set(name for data in self.used.values() for name, _e in data['s'])
-        atomic_write(self.path, json.dumps({
-            'version': self.VERSION, 'nics': self.used,
-            'chains': dict((k, v) for k, v in self.chains.items() if k in chains),
-            'sets': dict((k, v) for k, v in self.sets.items() if k in sets)}, separators=(',', ':')), durable=False)
 
 
 @dataclasses.dataclass(frozen=True)
