@@ -94,7 +94,7 @@ def _diff_hook_chain(work, ownership, chain_name, wanted, canon, warm):
 def diff_table(work, canon, ownership, whole_table_read=False):
     """``(restore text or '', chain changes, hook changes, (chains to learn, hooks to learn))``.
 
-    ``whole_table_read``: the restore tool is ebtables-nft, which loads big
+    ``whole_table_read``: the restore tool is an nft variant, which loads big
     restores faster when told to read the whole table (see
     :data:`._ruleset.restore.WHOLE_TABLE_MIN_CHAINS`).
     """

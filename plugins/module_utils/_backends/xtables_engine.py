@@ -257,7 +257,7 @@ class XtablesEngine:
         chain_changes = []
         hook_changes = []
         warm_items = []
-        whole_table_read = family == 'eb' and backend.name == 'nft'
+        whole_table_read = backend.name == 'nft'
         for work in works:
             text, changes, hooks_changed, warm = diff_table(work, canon, self.ownership, whole_table_read)
             if text:

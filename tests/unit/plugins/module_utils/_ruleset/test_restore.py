@@ -26,3 +26,10 @@ def test_whole_table_order_hooks_and_their_targets_before_the_list_command():
         ':libvirt-I-vnet0 ACCEPT', '-A PREROUTING -i vnet0 -j libvirt-I-vnet0', '-L',
         ':I-vnet0-mac ACCEPT', ':I-vnet9-mac ACCEPT',
         '-A I-vnet0-mac -j DROP', '-A libvirt-I-vnet0 -j I-vnet0-mac', '-X I-vnet9-mac']
+
+
+def test_whole_table_iptables_lists_with_dash_s():
+    lines = table_text('ip', 'filter', declare=['FI-vnet0', 'libvirt-in'], fill=[],
+                       hook_adds=[('FORWARD', '-j libvirt-in', 1)], whole_table={'libvirt-in'}).splitlines()
+    assert lines == ['*filter', ':libvirt-in - [0:0]', '-I FORWARD 1 -j libvirt-in', '-S', ':FI-vnet0 - [0:0]',
+                     'COMMIT']
