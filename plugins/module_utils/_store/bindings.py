@@ -23,7 +23,6 @@ with a conservative character set on top); the message says what is wrong.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
 import re
@@ -31,6 +30,7 @@ import re
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import interface_name_problem
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.versioned_json import read_versioned
 
 BINDINGS_FILE = 'bindings.json'
 FORMAT_VERSION = 1
@@ -176,22 +176,10 @@ def _parse_entry(path, index, data):
 def load_bindings(state_dir):
     """Every stored binding, in stored order (``seq`` is the 1-based position)."""
     path = bindings_path(state_dir)
-    try:
-        with open(path, encoding='utf-8') as handle:
-            text = handle.read()
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return ()
-        raise BindingError('cannot read stored bindings %s: %s' % (path, exc))
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise BindingError('stored bindings %s are damaged: %s' % (path, exc))
-    if not isinstance(data, dict) or data.get('version') != FORMAT_VERSION or \
-            not isinstance(data.get('bindings'), list):
-        raise BindingError('stored bindings %s: unknown format (version %r)'
-                           % (path, data.get('version') if isinstance(data, dict) else None))
-    found = tuple(_parse_entry(path, i, entry) for i, entry in enumerate(data['bindings']))
+    entries = read_versioned(path, 'stored bindings', FORMAT_VERSION, 'bindings', list, BindingError)
+    if entries is None:
+        return ()
+    found = tuple(_parse_entry(path, i, entry) for i, entry in enumerate(entries))
     seen = set()
     for binding in found:
         if binding.interface in seen:

@@ -34,13 +34,13 @@ Modules write the settings they are given (:func:`save_host_settings`);
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
 import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.atomic_file import atomic_write
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.versioned_json import read_versioned
 
 DEFAULT_STATE_DIR = '/etc/hypervisor-netfilter'
 HOST_FILE = 'host.json'
@@ -101,22 +101,11 @@ def host_settings_path(state_dir):
 def load_host_settings(state_dir):
     """The stored settings, or the defaults when ``host.json`` does not exist."""
     path = host_settings_path(state_dir)
+    settings = read_versioned(path, 'host settings', FORMAT_VERSION, 'settings', dict, HostSettingsError)
+    if settings is None:
+        return HostSettings()
     try:
-        with open(path, encoding='utf-8') as handle:
-            text = handle.read()
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return HostSettings()
-        raise HostSettingsError('cannot read host settings %s: %s' % (path, exc))
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise HostSettingsError('host settings %s are damaged: %s' % (path, exc))
-    if not isinstance(data, dict) or data.get('version') != FORMAT_VERSION or \
-            not isinstance(data.get('settings'), dict):
-        raise HostSettingsError('host settings %s: unknown format' % path)
-    try:
-        return HostSettings().replace(**data['settings'])
+        return HostSettings().replace(**settings)
     except HostSettingsError as exc:
         raise HostSettingsError('host settings %s: %s' % (path, exc))
 
