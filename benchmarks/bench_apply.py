@@ -51,17 +51,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP  # noqa: E402
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.restore import (  # noqa: E402
     declaration_order as _declaration_order)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner  # noqa: E402
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns  # noqa: E402
-
-
-class NsRunner(Runner):
-    def __init__(self, ns):
-        super().__init__()
-        self.ns = ns
-
-    def argv_for(self, argv):
-        return self.ns.exec_argv(list(argv))
+from ansible_collections.hypervisor.netfilter.tests.lib.xtables_ns import NsRunner  # noqa: E402
 
 
 def bindings(count, changed=None):

@@ -157,42 +157,41 @@ def parse_mask(text, family):
     return prefix
 
 
-def parse_state(text):
-    """Connection states; returns the normalised comma list ('' never: NONE wins)."""
-    found = set()
+def _scan_words(text, words, problem):
+    """The words of ``words`` found in ``text`` in order, read like libvirt: each one
+    case-insensitive and separated by blanks or commas (or nothing); anything else is ``problem``."""
+    found = []
     i = 0
     while i < len(text):
         while i < len(text) and (text[i].isspace() or text[i] == ','):
             i += 1
         if i >= len(text):
             break
-        for word in STATE_WORDS:
+        for word in words:
             if text[i:i + len(word)].upper() == word:
-                found.add(word)
+                found.append(word)
                 i += len(word)
                 break
         else:
-            raise IllegalValue('unknown connection state (use NEW, ESTABLISHED, RELATED, INVALID, NONE)')
+            raise IllegalValue(problem)
+    return found
+
+
+def parse_state(text):
+    """Connection states; returns the normalised comma list ('' never: NONE wins)."""
+    found = set(_scan_words(text, STATE_WORDS,
+                            'unknown connection state (use NEW, ESTABLISHED, RELATED, INVALID, NONE)'))
     if 'NONE' in found:
         return 'NONE'
     return ','.join(w for w in STATE_WORDS if w in found)
 
 
 def _parse_flag_words(text):
+    bits = dict(TCP_FLAG_WORDS)
     value = 0
-    i = 0
-    while i < len(text):
-        while i < len(text) and (text[i].isspace() or text[i] == ','):
-            i += 1
-        if i >= len(text):
-            break
-        for word, bit in TCP_FLAG_WORDS:
-            if text[i:i + len(word)].upper() == word:
-                value |= bit
-                i += len(word)
-                break
-        else:
-            raise IllegalValue('unknown TCP flag (use FIN, SYN, RST, PSH, ACK, URG, ALL, NONE)')
+    for word in _scan_words(text, [w for w, _bit in TCP_FLAG_WORDS],
+                            'unknown TCP flag (use FIN, SYN, RST, PSH, ACK, URG, ALL, NONE)'):
+        value |= bits[word]
     return value & 0x3f
 
 
