@@ -30,7 +30,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner, find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
+    COMPILER_VERSION, interface_of_root_chain)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
@@ -180,9 +181,29 @@ def interface_details(result):
             if interface:
                 found.setdefault(interface, []).append('nft element %s in %s: %s' % (verb, container, element))
     if result.xt_plan is not None:
-        for interface, lines in nic_sync.interface_changes(result.xt_plan, {}):
+        owners = _xtables_owners(result.xt_plan, [nic.interface for nic in result.nics])
+        for interface, lines in nic_sync.interface_changes(result.xt_plan, owners):
             found.setdefault(interface, []).extend(lines)
     return tuple((interface, tuple(lines)) for interface, lines in found.items())
+
+
+def _xtables_owners(xt_plan, interfaces):
+    """``{(family, table, chain): interface}`` for the xtables chains ``xt_plan`` changes.
+
+    The layout's xtables share is one merged ruleset, so chains are attributed by name: libvirt's
+    root chains (``FI-vnet0``, ``libvirt-I-vnet0``) name their interface, ebtables sub-chains
+    (``I-vnet0-arp``) start with it (the longest bound name wins).  Without this, a flushed
+    ``FI-vnet0`` of a NIC whose IP layer stays on iptables was repaired but reported in sync."""
+    longest_first = sorted(interfaces, key=len, reverse=True)
+    owners = {}
+    for fam in xt_plan.families:
+        for change in fam.chain_changes:
+            interface = interface_of_root_chain(fam.family, change.chain)
+            if interface is None and fam.family == 'eb' and change.chain[:2] in ('I-', 'O-', 'J-', 'P-'):
+                interface = next((i for i in longest_first if change.chain[2:].startswith(i + '-')), None)
+            if interface is not None:
+                owners[(fam.family, change.table, change.chain)] = interface
+    return owners
 
 
 def sync_host(state_dir, upserts=(), removals=(), exclusive=False, check_mode=False, lock_timeout=60, **kwargs):
