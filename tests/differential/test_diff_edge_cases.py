@@ -40,6 +40,26 @@ CASES = {
   <rule action='drop' direction='out'><tcp state='NEW'/><tcp match='no' state='NONE'/></rule>
   <rule action='drop' direction='out'><tcp flags='SYN/SYN'/><tcp flags='ACK/ACK'/></rule>
 </filter>"""}, 't', {}),
+    # F10/F11: a variable gratuitous is false to libvirt; variable ipsetflags are never swapped
+    'variable-gratuitous-and-ipsetflags': ({'t': """
+<filter name='t'>
+  <rule action='drop' direction='out'><arp gratuitous='$B'/></rule>
+  <rule action='drop' direction='in'><rarp gratuitous='$B' opcode='Request'/></rule>
+  <rule action='drop' direction='out'><all ipset='hnfset4' ipsetflags='$F'/></rule>
+  <rule action='accept' direction='in'><all-ipv6 ipset='hnfset6' ipsetflags='$F'/></rule>
+</filter>"""}, 't', {'B': ['true', '1'], 'F': 'src'}),
+    # F12: a filter priority is read like strtol (leading blanks and a sign)
+    'filter-priority-with-blank-and-sign': ({'t': """
+<filter name='t'>
+  <filterref filter='a'/>
+  <filterref filter='b'/>
+</filter>""", 'a': """
+<filter name='a' chain='mac-a' priority=' -790'>
+  <rule action='drop' direction='out'><mac protocolid='ipv6'/></rule>
+</filter>""", 'b': """
+<filter name='b' chain='mac-b' priority='+5'>
+  <rule action='drop' direction='out'><mac protocolid='arp'/></rule>
+</filter>"""}, 't', {}),
     'iterators-and-indexes': ({'t': """
 <filter name='t'>
   <rule action='accept' direction='out' priority='100'>

@@ -77,6 +77,8 @@ IGNORED = {
                             'lv-vj', {'X': ['1.1.1.1', '2.2.2.2']}, 'dstipaddr'),
     'variable-in-state': (_one('lv-sv', "<rule action='accept' direction='out'><tcp dstportstart='22' state='$S'/>"
                                         "</rule>"), 'lv-sv', {'S': 'NEW'}, 'state'),
+    'variable-in-gratuitous': (_one('lv-gv', "<rule action='drop' direction='out'><arp gratuitous='$B'/></rule>"),
+                               'lv-gv', {'B': 'true'}, 'gratuitous'),
     'attribute-in-two-elements': (_one('lv-a2', "<rule action='drop' direction='out'><tcp dstportstart='80'/>"
                                                 "<tcp dstportstart='81'/></rule>"), 'lv-a2', {}, 'dstportstart'),
     'priority-without-chain': ({'lv-pc': "<filter name='lv-pc'><filterref filter='lv-pc2'/><rule action='drop' "
@@ -90,6 +92,14 @@ IGNORED = {
     # used by libvirt as written: accepted in both modes
     'number-with-blank-and-sign': (_one('lv-nb', "<rule action='drop' direction='out'><tcp dstportstart=' +80'/>"
                                                  "</rule>"), 'lv-nb', {}, None),
+    'filter-priority-with-blank-and-sign': ({'lv-fb': "<filter name='lv-fb'><filterref filter='lv-fb2'/>"
+                                                      "<filterref filter='lv-fb3'/></filter>",
+                                             'lv-fb2': "<filter name='lv-fb2' chain='mac-b' priority=' -790'>"
+                                                       "<rule action='drop' direction='out'><mac protocolid='0x1234'/>"
+                                                       "</rule></filter>",
+                                             'lv-fb3': "<filter name='lv-fb3' chain='mac-c' priority='+5'>"
+                                                       "<rule action='drop' direction='out'><mac protocolid='0x4321'/>"
+                                                       "</rule></filter>"}, 'lv-fb', {}, None),
     'parameter-name-with-leading-digit': (_one('lv-ld', "<rule action='drop' direction='out'>"
                                                         "<all dstipaddr='$1X'/></rule>"), 'lv-ld', {'1X': '10.0.0.1'},
                                           None),

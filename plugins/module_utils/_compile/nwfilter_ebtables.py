@@ -141,7 +141,9 @@ def _arp_options(inst, args, reverse):
         if addr is not None:
             _opt(args, reversed_option if reverse else option, addr)
     gratuitous = inst.get('gratuitous')
-    if gratuitous is not None and gratuitous[0] in ('true', '1', 'yes'):
+    # libvirt tests the parsed boolean, never a variable's value: '$VAR' means false.
+    literal = gratuitous is not None and inst.rule.get('gratuitous').var is None
+    if literal and gratuitous[0] in ('true', '1', 'yes'):
         if gratuitous[1]:
             args.append('!')
         args.append('--arp-gratuitous')

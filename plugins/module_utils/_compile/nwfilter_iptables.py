@@ -123,7 +123,10 @@ def _copy(inst, copy, swapped, state, ctdir, target):
     ipset = inst.get('ipset')
     ipset_flags = inst.text('ipsetflags')
     if ipset is not None and ipset_flags is not None:
-        args += ['-m', 'set', '--match-set', ipset[0], _invert_flags(ipset_flags) if swapped else ipset_flags]
+        # libvirt swaps src/dst of literal flags only; a variable's value is printed as it is.
+        literal = rule.get('ipsetflags') is None or rule.get('ipsetflags').var is None
+        args += ['-m', 'set', '--match-set', ipset[0],
+                 _invert_flags(ipset_flags) if swapped and literal else ipset_flags]
     if connlimit is not None:
         args += ['-m', 'connlimit']
         _neg(args, connlimit[1])

@@ -38,7 +38,8 @@ except ImportError as exc:  # reported by the modules with missing_required_lib
     LXML_IMPORT_ERROR = exc
 
 _CHAIN_CHARS = re.compile(r'^[A-Za-z0-9_.:-]+$')
-_INT = re.compile(r'^[+-]?[0-9]+$')
+# What virStrToLong_i reads (strtol, base 10): leading blanks and a sign allowed, nothing after the digits.
+_INT = re.compile(r'^[ \t\n\r\f\v]*[+-]?[0-9]+$')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,8 +196,6 @@ def _parse_filter_priority(element, name, chain, chain_given, source, strict=Fal
     return P.CHAIN_DEFAULT_PRIORITY[chain_prefix(chain)], None
 
 
-_RULE_PRIORITY = re.compile(r'^[ \t\n\r\f\v]*[+-]?[0-9]+$')  # what virStrToLong_i reads (strtol, base 10)
-
 
 def _parse_rule_priority(element, name, position, source, strict):
     """libvirt uses a rule priority it can read as an integer in [-1000, 1000]
@@ -205,7 +204,7 @@ def _parse_rule_priority(element, name, position, source, strict):
     text = element.get('priority')
     if text is None:
         return P.RULE_PRIORITY_DEFAULT
-    number = int(text) if _RULE_PRIORITY.match(text) else None
+    number = int(text) if _INT.match(text) else None
     if number is not None and P.PRIORITY_MIN <= number <= P.PRIORITY_MAX:
         return number
     if strict:
@@ -369,6 +368,8 @@ def _strict_value_checks(spec, raw, repeated, filter_name, rule, source):
             refuse("libvirt ignores what follows the variable reference ($NAME, $NAME[N] or $NAME[@N] expected)")
         if spec.kind == P.STATE:
             refuse('libvirt ignores a variable in state (the rule would match without it)')
+        if spec.kind == P.BOOLEAN:
+            refuse('libvirt ignores a variable in %s (it reads as false whatever the value)' % spec.name)
         return
     if spec.kind in (P.MAC, P.MACMASK) and _lenient_only_mac(raw):
         refuse('libvirt ignores the text after the MAC address')

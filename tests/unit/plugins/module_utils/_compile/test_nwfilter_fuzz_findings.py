@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+"""Regression tests for differences from libvirt 9.0 found by the random
+differential suite (tests/differential/FINDINGS.md, F10 on); each states what
+libvirt does, measured with tests/differential against libvirt-oracle."""
+import pytest
+
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import compile_binding
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import parse_filter
+
+MAC = '52:54:00:00:00:01'
+
+
+def compile_one(body, attrs="name='f'", params=None, strict=False):
+    parsed = parse_filter("<filter %s>%s</filter>" % (attrs, body), strict=strict)
+    return compile_binding('vnet3', MAC, parsed.name, params or {}, {parsed.name: parsed})
+
+
+def chain(ruleset, family, name):
+    table = ruleset.table(family, 'nat' if family == 'eb' else 'filter')
+    found = table.chain(name) if table else None
+    return [' '.join(r) for r in found.rules] if found else None
+
+
+def test_f10_variable_gratuitous_is_false_but_still_iterates():
+    # libvirt tests the parsed boolean, which a $VAR never sets: no --arp-gratuitous, one copy per value
+    rs = compile_one("<rule action='drop' direction='out'><arp gratuitous='$B'/></rule>"
+                     "<rule action='drop' direction='in'><arp gratuitous='yes'/></rule>", params={'B': ['true', '1']})
+    assert chain(rs, 'eb', 'libvirt-I-vnet3') == ['-p 0x806 -j DROP'] * 2
+    assert chain(rs, 'eb', 'libvirt-O-vnet3') == ['-p 0x806 --arp-gratuitous -j DROP']
+
+
+def test_f10_strict_mode_refuses_a_variable_gratuitous():
+    with pytest.raises(FilterError, match='libvirt ignores a variable in gratuitous'):
+        parse_filter("<filter name='f'><rule action='drop' direction='out'><arp gratuitous='$B'/></rule></filter>")
+
+
+def test_f11_variable_ipsetflags_are_not_swapped_in_reverse_copies():
+    rs = compile_one("<rule action='drop' direction='out'><all ipset='s4' ipsetflags='$F'/></rule>"
+                     "<rule action='drop' direction='out'><all ipset='s4' ipsetflags='src'/></rule>",
+                     params={'F': 'src'})
+    assert chain(rs, 'ip', 'FI-vnet3') == ['-p all -m set --match-set s4 src -j DROP'] * 2
+    assert chain(rs, 'ip', 'FO-vnet3') == ['-p all -m set --match-set s4 src -j DROP',
+                                           '-p all -m set --match-set s4 dst -j DROP']
+
+
+@pytest.mark.parametrize('strict', [True, False])
+@pytest.mark.parametrize('text, number', [(' 5', 5), ('+7', 7), ('\t-300', -300), ('0010', 10)])
+def test_f12_filter_priority_is_read_like_strtol(text, number, strict):
+    parsed = parse_filter("<filter name='f' chain='mac' priority='%s'><rule action='drop' direction='out'>"
+                          "<mac/></rule></filter>" % text, strict=strict)
+    assert parsed.priority == number
+
+
+@pytest.mark.parametrize('text', ['5 ', '5x', '', '0x10', '1001'])
+def test_f12_filter_priority_libvirt_refuses(text):
+    with pytest.raises(FilterError, match='filter priority'):
+        parse_filter("<filter name='f' chain='mac' priority='%s'/>" % text, strict=False)
