@@ -239,6 +239,10 @@ def validate(spec, where='network'):
         if not (0 <= start < end <= 65535):
             raise NetworkSpecError('%s: nat port range %d-%d is invalid (need 0 <= start < end <= 65535)'
                                    % (where, start, end))
+    if spec.forward_mode in ('nat', 'route', 'open') and not spec.ips:
+        # libvirt: "<mode> forwarding requested, but no IP address provided"
+        raise NetworkSpecError('%s: forward mode %s needs at least one IPv4 or IPv6 address '
+                               '(libvirt refuses such a network)' % (where, spec.forward_mode))
     nets = []
     for ip in spec.ips:
         net = ipaddress.ip_network(ip.network)
@@ -387,20 +391,51 @@ def _xml_forward(root, where):
             if len(iface_devs) > 1 and mode in ('nat', 'route'):
                 raise NetworkSpecError('%s: forward mode %s allows only one <interface>' % (where, mode))
             forward_dev = forward_dev or iface_devs[0]
-        nat = forward.find('nat')
-        if nat is not None:
-            nat_ipv6 = (_attr(nat, 'ipv6') or 'no') == 'yes'
-            address = nat.find('address')
-            if address is not None:
-                start, end = _attr(address, 'start'), _attr(address, 'end')
-                if not start or not end:
-                    raise NetworkSpecError('%s: <nat><address> needs both start and end' % where)
-                nat_addresses = (start, end)
-            port = nat.find('port')
-            if port is not None:
-                nat_ports = (_int(_attr(port, 'start') or '0', where + ' <nat><port start>'),
-                             _int(_attr(port, 'end') or '0', where + ' <nat><port end>'))
+        nat_addresses, nat_ports, nat_ipv6 = _xml_nat(forward, mode, where)
     return mode, forward_dev, nat_addresses, nat_ports, nat_ipv6
+
+
+def _only_one(parent, tag, where):
+    """The single ``tag`` child of ``parent`` or None; libvirt refuses several."""
+    found = parent.findall(tag)
+    if len(found) > 1:
+        raise NetworkSpecError('%s: only one <%s> element is allowed in <%s> (found %d)'
+                               % (where, tag, parent.tag, len(found)))
+    return found[0] if found else None
+
+
+def _yes_no(element, name, where):
+    value = _attr(element, name)
+    if value not in (None, 'yes', 'no'):
+        raise NetworkSpecError("%s: <%s %s=%r> must be 'yes' or 'no'" % (where, element.tag, name, value))
+    return value == 'yes'
+
+
+def _xml_nat(forward, mode, where):
+    """``(nat_addresses, nat_ports, nat_ipv6)`` of ``<forward><nat>``, checked as
+    libvirt checks them when the network is defined."""
+    nat = _only_one(forward, 'nat', where + ' <forward>')
+    if nat is None:
+        return None, None, False
+    if mode != 'nat':
+        raise NetworkSpecError("%s: <nat> is only allowed in <forward mode='nat'> (mode is %s)" % (where, mode))
+    nat_addresses = None
+    nat_ports = None
+    address = _only_one(nat, 'address', where + ' <forward>')
+    if address is not None:
+        start, end = _attr(address, 'start'), _attr(address, 'end')
+        if not start or not end:
+            raise NetworkSpecError('%s: <nat><address> needs both start and end' % where)
+        nat_addresses = (start, end)
+    port = _only_one(nat, 'port', where + ' <forward>')
+    if port is not None:
+        values = []
+        for name in ('start', 'end'):
+            if _attr(port, name) is None:
+                raise NetworkSpecError('%s: <nat><port> needs both start and end (%s is missing)' % (where, name))
+            values.append(_int(_attr(port, name), '%s <nat><port %s>' % (where, name)))
+        nat_ports = tuple(values)
+    return nat_addresses, nat_ports, _yes_no(nat, 'ipv6', where + ' <forward>')
 
 
 def _xml_ip(ip_el, index, where):
@@ -411,7 +446,11 @@ def _xml_ip(ip_el, index, where):
     if not address:
         raise NetworkSpecError('%s: address is required' % ip_where)
     if family is None:
-        family = 'ipv6' if ':' in address else 'ipv4'
+        if ':' in address:
+            # libvirt: "no family specified for non-IPv4 address"
+            raise NetworkSpecError("%s: address %s is IPv6 but the element has no family='ipv6'"
+                                   % (ip_where, address))
+        family = 'ipv4'
     if family not in ('ipv4', 'ipv6'):
         raise NetworkSpecError('%s: unknown family %r' % (ip_where, family))
     prefix_text = _attr(ip_el, 'prefix')
@@ -419,6 +458,9 @@ def _xml_ip(ip_el, index, where):
     prefix = _int(prefix_text, ip_where + ' prefix') if prefix_text else 0
     if prefix < 0:
         raise NetworkSpecError('%s: prefix %d is out of range' % (ip_where, prefix))
+    if prefix > 0 and netmask:
+        raise NetworkSpecError('%s: prefix %d and netmask %s are both given (libvirt allows only one)'
+                               % (ip_where, prefix, netmask))
     if prefix == 0:
         # libvirt: a prefix > 0 wins, else the netmask, else the default.
         if netmask:
@@ -434,7 +476,9 @@ def _xml_ip(ip_el, index, where):
         for rng in dhcp_el.findall('range'):
             ranges.append((_attr(rng, 'start'), _attr(rng, 'end')))
         has_hosts = dhcp_el.find('host') is not None
-    tftp = ip_el.find('tftp') is not None
+    # libvirt serves (and opens) TFTP only for a <tftp> with a non-empty root
+    tftp_el = ip_el.find('tftp')
+    tftp = tftp_el is not None and bool(_attr(tftp_el, 'root'))
     return make_ip(family, address, prefix, has_hosts, tftp, ip_where, ranges)
 
 
@@ -469,5 +513,5 @@ def spec_from_xml(text, zone=None):
     spec = NetworkSpec(
         name=name, bridge=bridge, forward_mode=mode, forward_dev=forward_dev, ips=tuple(ips),
         nat_ipv6=nat_ipv6, nat_addresses=nat_addresses, nat_ports=nat_ports, dns=dns,
-        zone=zone or xml_zone, ipv6_no_gateway=(_attr(root, 'ipv6') or 'no') == 'yes')
+        zone=zone or xml_zone, ipv6_no_gateway=_yes_no(root, 'ipv6', where))
     return validate(spec, where=where)

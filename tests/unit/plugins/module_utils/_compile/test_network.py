@@ -59,7 +59,7 @@ def test_later_networks_sit_above_earlier_ones():
 
 def test_open_networks_have_no_rules_and_isolated_only_general_ones():
     assert ipt.compile_ruleset([_spec(mode='open', ipv4={'address': '10.1.0.1/24'})]).tables == ()
-    assert nft.compile_ruleset([_spec(mode='open')]).tables == ()
+    assert nft.compile_ruleset([_spec(mode='open', ipv4={'address': '10.1.0.1/24'})]).tables == ()
     isolated = ipt.compile_ruleset([_spec(mode='isolated', ipv4={'address': '10.1.0.1/24'})])
     assert isolated.table('ip', 'nat').chain('LIBVIRT_PRT').rules == ()
     assert len(isolated.table('ip', 'filter').chain('LIBVIRT_FWO').rules) == 1

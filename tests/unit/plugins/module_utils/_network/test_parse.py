@@ -69,10 +69,10 @@ def test_nat_and_forward_dev_from_xml():
 
 def test_forward_interface_dev_equivalent_to_dev():
     xml = ('<network><name>n</name><bridge name="br1"/><forward mode="route"><interface dev="eth2"/></forward>'
-           '</network>')
+           '<ip address="10.0.0.1" prefix="24"/></network>')
     assert spec_from_xml(xml).forward_dev == 'eth2'
     bad = ('<network><name>n</name><bridge name="br1"/><forward mode="route" dev="eth1"><interface dev="eth2"/>'
-           '</forward></network>')
+           '</forward><ip address="10.0.0.1" prefix="24"/></network>')
     with pytest.raises(NetworkSpecError, match='disagrees'):
         spec_from_xml(bad)
 
@@ -145,3 +145,63 @@ def test_round_trip_through_stored_dict():
     spec = spec_from_xml(NAT_XML)
     assert NetworkSpec.from_dict(spec.to_dict()) == spec
     assert isinstance(spec.ips[0], IpSpec)
+
+
+# Findings of the random network differential against libvirt 9.0
+# (tests/differential/NETWORK_FINDINGS.md): what libvirt refuses when the
+# network is defined, we refuse too, naming the value.
+
+def _xml(body, attrs=''):
+    return '<network%s><name>f</name><bridge name="brf"/>%s</network>' % (attrs, body)
+
+
+@pytest.mark.parametrize('mode', ['nat', 'route', 'open'])
+def test_n1_forwarding_modes_need_an_address(mode):
+    with pytest.raises(NetworkSpecError, match='forward mode %s needs at least one IPv4 or IPv6 address' % mode):
+        spec_from_xml(_xml('<forward mode="%s"/>' % mode))
+    with pytest.raises(NetworkSpecError, match="network 'default': forward mode %s needs" % mode):
+        spec_from_options(_opts(forward_mode=mode))
+    assert spec_from_xml(_xml('')).forward_mode == 'isolated'  # isolated needs none
+
+
+def test_n2_prefix_and_netmask_together_are_refused():
+    with pytest.raises(NetworkSpecError, match=r"<ip> #1: prefix 16 and netmask 255.255.255.0 are both given"):
+        spec_from_xml(_xml('<ip address="10.5.0.1" prefix="16" netmask="255.255.255.0"/>'))
+    # prefix='0' means "no prefix": the netmask is used, as libvirt does
+    assert spec_from_xml(_xml('<ip address="10.5.0.1" prefix="0" netmask="255.255.255.0"/>')).ips[0].prefix == 24
+
+
+def test_n3_ipv6_address_needs_family():
+    with pytest.raises(NetworkSpecError, match=r"<ip> #2: address fd00:7::1 is IPv6 but the element has no "
+                                               r"family='ipv6'"):
+        spec_from_xml(_xml('<ip address="10.7.0.1"/><ip address="fd00:7::1" prefix="64"/>'))
+
+
+@pytest.mark.parametrize('tftp', ['<tftp/>', '<tftp root=""/>'])
+def test_n4_tftp_without_root_opens_no_tftp(tftp):
+    spec = spec_from_xml(_xml('<ip address="10.8.0.1" prefix="24">%s</ip>' % tftp))
+    assert spec.ips[0].tftp is False
+    assert spec_from_xml(_xml('<ip address="10.8.0.1" prefix="24"><tftp root="/t"/></ip>')).ips[0].tftp is True
+
+
+@pytest.mark.parametrize('nat, message', [
+    ('<port end="2000"/>', r'<nat><port> needs both start and end \(start is missing\)'),
+    ('<port start="2000"/>', r'<nat><port> needs both start and end \(end is missing\)'),
+    ('<port start="1" end="9"/><port start="1" end="9"/>', 'only one <port> element is allowed in <nat>'),
+    ('<address start="1.2.3.4" end="1.2.3.4"/><address start="1.2.3.5" end="1.2.3.5"/>',
+     'only one <address> element is allowed in <nat>'),
+])
+def test_n5_nat_elements_checked_as_libvirt_does(nat, message):
+    with pytest.raises(NetworkSpecError, match=message):
+        spec_from_xml(_xml('<forward mode="nat"><nat>%s</nat></forward><ip address="10.9.0.1"/>' % nat))
+
+
+def test_n6_nat_element_only_in_nat_mode_and_yes_no_values():
+    with pytest.raises(NetworkSpecError, match=r"<nat> is only allowed in <forward mode='nat'> \(mode is route\)"):
+        spec_from_xml(_xml('<forward mode="route"><nat/></forward><ip address="10.9.0.1"/>'))
+    with pytest.raises(NetworkSpecError, match="only one <nat> element is allowed in <forward>"):
+        spec_from_xml(_xml('<forward mode="nat"><nat/><nat/></forward><ip address="10.9.0.1"/>'))
+    with pytest.raises(NetworkSpecError, match=r"<nat ipv6='maybe'> must be 'yes' or 'no'"):
+        spec_from_xml(_xml('<forward mode="nat"><nat ipv6="maybe"/></forward><ip address="10.9.0.1"/>'))
+    with pytest.raises(NetworkSpecError, match=r"<network ipv6='1'> must be 'yes' or 'no'"):
+        spec_from_xml(_xml('', attrs=' ipv6="1"'))
