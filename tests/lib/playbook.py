@@ -31,9 +31,8 @@ def playbook_binary():
     return candidate if os.path.exists(candidate) else shutil.which('ansible-playbook')
 
 
-def run_tasks(ns, directory, tasks, check=False, diff=False, env=None, expect_rc=0):
-    """Run ``tasks`` (``[(module name, args)]``) as one play in ``ns``; returns
-    ``(results, proc)`` with one registered result dict per task."""
+def write_play(directory, tasks, ignore_errors=False):
+    """Write the one-play playbook for ``tasks``; returns ``(playbook path, result files)``."""
     directory = str(directory)
     play = []
     result_files = []
@@ -43,12 +42,17 @@ def run_tasks(ns, directory, tasks, check=False, diff=False, env=None, expect_rc
             os.unlink(result_file)
         result_files.append(result_file)
         name = 'out%d' % index
-        play.append({'name': 'task %d' % index, module: args, 'register': name, 'ignore_errors': expect_rc != 0})
+        play.append({'name': 'task %d' % index, module: args, 'register': name, 'ignore_errors': ignore_errors})
         play.append({'ansible.builtin.copy': {'content': '{{ %s | to_json }}' % name, 'dest': result_file},
                      'check_mode': False, 'diff': False})
     playbook = os.path.join(directory, 'play.yml')
     with open(playbook, 'w') as handle:
         json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': play}], handle)
+    return playbook, result_files
+
+
+def playbook_command(playbook, check=False, diff=False, env=None):
+    """``(argv, env)`` of an ``ansible-playbook`` run of ``playbook`` on localhost with this checkout."""
     argv = [playbook_binary(), '-i', 'localhost,', '-c', 'local', playbook,
             '-e', 'ansible_python_interpreter=%s' % sys.executable]
     if check:
@@ -58,8 +62,17 @@ def run_tasks(ns, directory, tasks, check=False, diff=False, env=None, expect_rc
     run_env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_LOCALHOST_WARNING='False',
                    ANSIBLE_NOCOLOR='1')
     run_env.update(env or {})
+    return argv, run_env
+
+
+def run_tasks(ns, directory, tasks, check=False, diff=False, env=None, may_fail=False):
+    """Run ``tasks`` (``[(module name, args)]``) as one play in ``ns``; returns
+    ``(results, proc)`` with one registered result dict per task.  With ``may_fail``
+    the tasks ignore errors (their results say ``failed``), else the play must succeed."""
+    playbook, result_files = write_play(directory, tasks, ignore_errors=may_fail)
+    argv, run_env = playbook_command(playbook, check=check, diff=diff, env=env)
     proc = ns.run(argv, check=False, env=run_env, timeout=600)
-    assert proc.returncode == expect_rc, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     results = []
     for path in result_files:
         with open(path) as handle:

@@ -42,7 +42,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.mode
     Chain, Hook, Ruleset, Table, merge_rulesets)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as filter_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import (
-    load_bindings, next_seq, save_bindings)
+    clear_pending, load_bindings, load_pending, next_seq, save_bindings, save_pending)
 
 
 def interface_exists(name):
@@ -278,8 +278,7 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
     compile_bindings([b for b in upserts if b.interface not in active_names], filters, compiled_cache)
 
     plan, compiled, live_digest, desired_key, fast_path = _plan_nics(
-        state_dir, engine, active, filters, compiled_cache,
-        (lambda texts: coexistence.check_chains(added, texts)) if coexistence is not None and added else None)
+        state_dir, engine, active, filters, compiled_cache, live_check(state_dir, coexistence, added, check_mode))
     # The caches keep what this run used: only a run that compiled and diffed knows.
     writes = () if fast_path else engine.commit(plan, check_mode)
     if not check_mode:
@@ -287,6 +286,7 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
             VerifiedState(state_dir, engine.ownership.name).record(desired_key, live_digest)
         if added or updated or removed:
             save_bindings(state_dir, final)
+        clear_pending(state_dir)
         if not fast_path:
             compiled_cache.save()
     sync = SyncResult(plan.changed, plan, tuple(plan_diff(plan)), writes)
@@ -298,6 +298,23 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
         skipped=skipped, interfaces_changed=tuple(i for i, _l in details),
         sync=sync, warnings=tuple(warnings), previous=tuple(stored),
         interface_details=details, absent=absent)
+
+
+def live_check(state_dir, coexistence, added, check_mode):
+    """The check of the live xtables texts before a run binds ``added`` (None: nothing to check).
+
+    Chains of an added interface refuse it unless they are ours: listed as pending by a run that
+    wrote them and was stopped before it stored the binding (killed, or a later family's restore
+    failed).  A real run records ``added`` as pending once they passed, before its commit."""
+    if coexistence is None or not added:
+        return None
+    pending = load_pending(state_dir)
+
+    def check(texts):
+        coexistence.check_chains([i for i in added if i not in pending], texts)
+        if not check_mode:
+            save_pending(state_dir, added)
+    return check
 
 
 def _plan_nics(state_dir, engine, active, filters, compiled_cache, check_live=None):

@@ -37,7 +37,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import load_bindings, save_bindings
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import (
+    clear_pending, load_bindings, save_bindings)
 
 NFTABLES = 'nftables'
 
@@ -244,11 +245,11 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
     result = nft_nics.sync_nics(engine.runner, active, filters, engine=engine, state_dir=state_dir,
                                 check_mode=check_mode, fail_closed=fail_closed, conntrack=conntrack,
                                 compile_cache=cache, canonical=canonical,
-                                check_xtables=(lambda texts: coexistence.check_chains(added, texts))
-                                if coexistence is not None and added else None)
+                                check_xtables=nic_sync.live_check(state_dir, coexistence, added, check_mode))
     if not check_mode:
         if added or updated or removed:
             save_bindings(state_dir, final)
+        clear_pending(state_dir)
         cache.save()
     details = interface_details(result)
     return nic_sync.HostSyncResult(

@@ -5,7 +5,8 @@
 
 Layout (default state_dir ``/etc/hypervisor-netfilter``)::
 
-    bindings.json   {"version": 1, "bindings": [{interface, mac, filter, parameters}, ...]}
+    bindings.json          {"version": 1, "bindings": [{interface, mac, filter, parameters}, ...]}
+    bindings.pending.json  {"version": 1, "interfaces": [...]}: see :func:`save_pending`
 
 One file for all bindings, in the order they were first stored (libvirt
 instantiates in that order, and the order of the ebtables
@@ -33,6 +34,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfa
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.versioned_json import read_versioned
 
 BINDINGS_FILE = 'bindings.json'
+# Interfaces a run is adding, written before its kernel commit, removed after the store is written.
+PENDING_FILE = 'bindings.pending.json'
 FORMAT_VERSION = 1
 
 _MAC = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
@@ -227,3 +230,38 @@ def remove_binding(state_dir, interface):
         return False
     save_bindings(state_dir, kept)
     return True
+
+
+def pending_path(state_dir):
+    return os.path.join(state_dir, PENDING_FILE)
+
+
+def save_pending(state_dir, interfaces):
+    """Record that this run is about to write the kernel rules of new ``interfaces``.
+
+    ``bindings.json`` is written only after the kernel accepted the rules, so a
+    run killed in between (or failing after one family's restore) leaves
+    chains of interfaces the store does not list.  The next run must tell
+    those (ours) from chains libvirt or another tool made (refused without
+    ``takeover``): they are the ones listed here.
+    """
+    text = json.dumps({'version': FORMAT_VERSION, 'interfaces': sorted(interfaces)}, sort_keys=True) + '\n'
+    atomic_write(pending_path(state_dir), text)
+
+
+def load_pending(state_dir):
+    """The interfaces a previous run recorded with :func:`save_pending` and did not finish."""
+    try:
+        found = read_versioned(pending_path(state_dir), 'pending bindings', FORMAT_VERSION, 'interfaces', list,
+                               BindingError)
+    except BindingError:
+        return frozenset()  # damaged: no exemption (the interfaces are checked as new ones)
+    return frozenset(i for i in found or () if isinstance(i, str))
+
+
+def clear_pending(state_dir):
+    """Forget the pending interfaces (after a run that stored its bindings, or needed none)."""
+    try:
+        os.unlink(pending_path(state_dir))
+    except FileNotFoundError:
+        pass
