@@ -60,6 +60,14 @@ CASES = {
 <filter name='b' chain='mac-b' priority='+5'>
   <rule action='drop' direction='out'><mac protocolid='arp'/></rule>
 </filter>"""}, 't', {}),
+    # F14: a variable in an attribute libvirt prints as hex (protocolid, protocoltype, ebtables dscp) goes verbatim
+    'variable-in-hex-printed-attributes': ({'t': """
+<filter name='t'>
+  <rule action='drop' direction='out'><mac protocolid='$E'/></rule>
+  <rule action='drop' direction='in'><mac protocolid='$E2'/></rule>
+  <rule action='drop' direction='out'><arp protocoltype='$E'/></rule>
+  <rule action='drop' direction='inout'><ip dscp='$D'/></rule>
+</filter>"""}, 't', {'E': '2048', 'E2': 'ipv6', 'D': ['12', '0x1f']}),
     'iterators-and-indexes': ({'t': """
 <filter name='t'>
   <rule action='accept' direction='out' priority='100'>

@@ -206,3 +206,19 @@ def test_no_ip_learning_libvirt_leaves_the_nic_unfiltered_we_refuse(libvirt_orac
     assert 'lnip0' not in dump
     with pytest.raises(NetfilterError, match='does not learn addresses: pass the IP parameter'):
         harness.compile_all({}, [binding])
+
+
+def test_comment_with_line_break_libvirt_accepts_we_refuse(libvirt_oracle):
+    """F13: libvirt hands an IP-layer rule's comment to iptables as one argument, so a comment with
+    '&#10;' loads there; *-restore input has one rule per line and cannot carry it. We refuse it in
+    both modes, naming the comment (docs/nwfilter-engine.md); an Ethernet rule's comment is never
+    emitted and stays accepted."""
+    filters = _one('lc-nl', "<rule action='drop' direction='out'><tcp dstportstart='22' comment='a&#10;b'/></rule>"
+                            "<rule action='drop' direction='out'><mac comment='c&#10;d'/></rule>")
+    binding = harness.Binding.make('lcnl0', '52:54:00:fa:13:01', 'lc-nl', {})
+    assert '--comment "a' in libvirt_oracle.dump(filters, [binding])
+    for strict in (True, False):
+        with pytest.raises(FilterError, match='comment with a line break') as refused:
+            harness.compile_all(filters, [binding], strict=strict)
+        assert "filter 'lc-nl'" in str(refused.value) and 'rule #1' in str(refused.value)
+    harness.parse_all(_one('lc-eb', "<rule action='drop' direction='out'><mac comment='c&#10;d'/></rule>"))

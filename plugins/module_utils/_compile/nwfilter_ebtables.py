@@ -51,9 +51,13 @@ def _opt(args, option, item, joined=None):
     args.append(joined if joined is not None else text)
 
 
-def _hex(text):
-    # Literal numbers are decimal text; print them as libvirt's 0x%x. Variables pass verbatim.
-    return '0x%x' % int(text) if text.isdigit() else text
+def _hex(inst, name):
+    """Attribute ``name`` as libvirt's printDataTypeAsHex prints it: a literal number
+    (decimal text here) as 0x%x, a variable's value verbatim (ebtables reads '2048' as 0x2048)."""
+    text = inst.text(name)
+    if inst.rule.get(name).var is not None:
+        return text
+    return '0x%x' % int(text)
 
 
 def _eth_header(inst, args, reverse, with_dst=True):
@@ -100,7 +104,7 @@ def _ip_options(inst, args, reverse, family):
     if family == 4:
         dscp = inst.get('dscp')
         if dscp is not None:
-            _opt(args, '--ip-tos', dscp, _hex(dscp[0]))
+            _opt(args, '--ip-tos', dscp, _hex(inst, 'dscp'))
     else:
         _icmp6_type(inst, args)
 
@@ -123,7 +127,7 @@ def _arp_options(inst, args, reverse):
             _opt(args, option, item)
     ptype = inst.get('protocoltype')
     if ptype is not None:
-        _opt(args, '--arp-ptype', ptype, _hex(ptype[0]))
+        _opt(args, '--arp-ptype', ptype, _hex(inst, 'protocoltype'))
     # libvirt quirk: a destination without its own mask reuses the source's mask,
     # but only when a source address was printed with one.
     src_mask = None
@@ -180,7 +184,7 @@ def rule_args(inst, reverse):
         if protocol == 'mac':
             proto = inst.get('protocolid')
             if proto is not None:
-                _opt(args, '-p', proto, _hex(proto[0]))
+                _opt(args, '-p', proto, _hex(inst, 'protocolid'))
         elif protocol == 'vlan':
             _check_vlan_id(inst)
             args += ['-p', '0x8100']

@@ -404,6 +404,12 @@ def _validate_rule(rule, filter_name, source):
                               'or sctp(132)' % ('IP' if rule.protocol == 'ip' else 'IPv6'),
                               filter_name=filter_name, rule=rule.where(), attribute='protocol',
                               value=proto.raw if proto else None, source=source)
+    comment = rule.get('comment')
+    if rule.layer != 'eb' and comment is not None and comment.text and ('\n' in comment.text or '\r' in comment.text):
+        # libvirt hands the comment to iptables as one argument; *-restore input has one rule per line.
+        raise FilterError('a comment with a line break (&#10; or &#13;) cannot be loaded with iptables-restore '
+                          '(one rule per line); use spaces', filter_name=filter_name, rule=rule.where(),
+                          attribute='comment', value=comment.raw, source=source)
 
 
 def _parse_parameters(element, filter_name, strict, source, keep_invalid=False, ignored=None):
