@@ -102,7 +102,12 @@ class FakeRunner(Runner):
 
     def run(self, argv, data=None, kind='read'):
         self.calls.append((kind, tuple(argv)))
-        family = argv[0].split('-')[0]
+        family = os.path.basename(argv[0]).split('-')[0]
+        if '-legacy-' in argv[0]:
+            # the other iptables variant: tables of its own (empty unless a test fills them)
+            family += '-legacy'
+            if family not in self.kernels:
+                self.kernels[family] = FakeXtables(self.kernels[family.split('-')[0]].family)
         if kind == 'scratch':
             # _host.scratch steps: [ipset creates...], restore (stdin), save.
             steps = json.loads(argv[-1])

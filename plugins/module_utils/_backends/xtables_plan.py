@@ -92,7 +92,9 @@ class SyncResult:
             for hook in fam.hook_changes:
                 counts['hooks_deleted' if hook.action == 'delete' else 'hooks_added'] += 1
             counts['backend'] = fam.backend
-            out[FAMILY_TOOL[fam.family]] = counts
+            key = FAMILY_TOOL[fam.family]
+            # a second plan of one family: our chains in the other variant (nft/legacy), removed
+            out['%s (%s)' % (key, fam.backend) if key in out else key] = counts
         return out
 
 

@@ -38,6 +38,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_ca
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_exists
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import xtables_variants
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     Chain, Hook, Ruleset, Table, merge_rulesets)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as filter_store
@@ -279,8 +280,15 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
 
     plan, compiled, live_digest, desired_key, fast_path = _plan_nics(
         state_dir, engine, active, filters, compiled_cache, live_check(state_dir, coexistence, added, check_mode))
-    # The caches keep what this run used: only a run that compiled and diffed knows.
-    writes = () if fast_path else engine.commit(plan, check_mode)
+    if not check_mode and not fast_path and plan.changed:
+        xtables_variants.note_variants(engine, state_dir)
+    writes_before = len(engine.runner.writes())
+    if not fast_path:  # the caches keep what this run used: only a run that compiled and diffed knows
+        engine.commit(plan, check_mode)
+    # Then our chains go from the other iptables variant, if a run used it (new rules first).
+    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode)
+    writes = tuple(engine.runner.writes()[writes_before:])
+    plan = Plan(plan.families + tuple(f for f in left.families if f.changed), plan.warmups)
     if not check_mode:
         if not plan.changed:
             VerifiedState(state_dir, engine.ownership.name).record(desired_key, live_digest)

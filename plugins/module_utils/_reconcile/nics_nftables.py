@@ -28,6 +28,7 @@ import hashlib
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import Plan, plan_diff
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner, find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
@@ -36,6 +37,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_ca
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import xtables_variants
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import (
     clear_pending, load_bindings, save_bindings)
@@ -242,10 +244,12 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
     active_names = set(b.interface for b in active)
     layout.compile_layout([b for b in upserts if b.interface not in active_names], filters, conntrack=conntrack,
                           cache=cache)
-    result = nft_nics.sync_nics(engine.runner, active, filters, engine=engine, state_dir=state_dir,
-                                check_mode=check_mode, fail_closed=fail_closed, conntrack=conntrack,
-                                compile_cache=cache, canonical=canonical,
-                                check_xtables=nic_sync.live_check(state_dir, coexistence, added, check_mode))
+    if not check_mode:
+        xtables_variants.note_variants(engine, state_dir)
+    result = _leave_other_variants(engine, state_dir, check_mode, nft_nics.sync_nics(
+        engine.runner, active, filters, engine=engine, state_dir=state_dir, check_mode=check_mode,
+        fail_closed=fail_closed, conntrack=conntrack, compile_cache=cache, canonical=canonical,
+        check_xtables=nic_sync.live_check(state_dir, coexistence, added, check_mode)))
     if not check_mode:
         if added or updated or removed:
             save_bindings(state_dir, final)
@@ -258,6 +262,20 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
         interfaces_changed=tuple(i for i, _l in details), sync=NftSyncView(result),
         warnings=tuple(warnings) + result.warnings, previous=tuple(stored), interface_details=details,
         absent=absent)
+
+
+def _leave_other_variants(engine, state_dir, check_mode, result):
+    """``result`` with our chains removed from the iptables variant the host no longer uses
+    (:mod:`.xtables_variants`), after the layout is in place."""
+    writes_before = len(engine.runner.writes())
+    left = tuple(f for f in xtables_variants.leave_other_variants(engine, state_dir, check_mode).families
+                 if f.changed)
+    if not left:
+        return result
+    xt_plan = Plan((result.xt_plan.families if result.xt_plan is not None else ()) + left)
+    return dataclasses.replace(result, changed=True, xt_plan=xt_plan,
+                               diff=tuple(result.diff) + tuple(plan_diff(Plan(left))),
+                               writes=tuple(result.writes) + tuple(engine.runner.writes()[writes_before:]))
 
 
 def leave_nftables(runner=None, check_mode=False):
