@@ -76,3 +76,37 @@ def test_moving_between_iptables_variants_leaves_nothing_behind(tmp_path, layout
         assert gone[0]['changed']
         assert not _ours(hv, 'legacy') and not _ours(hv, 'nft')
         assert dict((v, _admin(hv, v)) for v in ('legacy', 'nft')) == admin
+
+
+def _libvirt_lines(hv, variant):
+    return [line for line in hv.host.run(['iptables-%s-save' % variant]).stdout.splitlines() if 'LIBVIRT_' in line]
+
+
+def test_network_moving_between_iptables_variants_leaves_nothing_behind(tmp_path):
+    require_environment()
+    missing = missing_tools('iptables-legacy-save', 'iptables-nft-save')
+    if missing:
+        pytest.skip('missing tools: %s' % ', '.join(missing))
+    state_dir = str(tmp_path / 'state')
+    net = dict(state_dir=state_dir, name='varnet', bridge='virbr-var', forward_mode='route',
+               firewall_backend='iptables', ipv4={'address': '10.79.0.1/24'})
+    with ThrowawayHypervisor(guests=0) as hv:
+        hv.host.run(['iptables-legacy', '-A', 'FORWARD', '-m', 'comment', '--comment', 'admin-legacy', '-j', 'DROP'])
+        admin = _admin(hv, 'legacy')
+        results, _proc = run_tasks(hv.host, tmp_path, [('hypervisor.netfilter.virt_network',
+                                                        dict(net, xtables_backend='legacy'))])
+        assert results[0]['changed']
+        on_legacy = _libvirt_lines(hv, 'legacy')
+        assert on_legacy and not _libvirt_lines(hv, 'nft')
+        check, _proc = run_tasks(hv.host, tmp_path, [('hypervisor.netfilter.virt_network',
+                                                      dict(net, xtables_backend='nft'))], check=True, diff=True)
+        assert check[0]['changed'] and _libvirt_lines(hv, 'legacy') == on_legacy
+        assert 'iptables (legacy): live' in [d.get('before_header') for d in check[0]['diff']]
+        moved, _proc = run_tasks(hv.host, tmp_path, [('hypervisor.netfilter.virt_network',
+                                                      dict(net, xtables_backend='nft'))])
+        assert moved[0]['changed']
+        assert not _libvirt_lines(hv, 'legacy') and sorted(_libvirt_lines(hv, 'nft')) == sorted(on_legacy)
+        assert _admin(hv, 'legacy') == admin
+        again, _proc = run_tasks(hv.host, tmp_path, [('hypervisor.netfilter.virt_network',
+                                                      dict(net, xtables_backend='nft'))])
+        assert not again[0]['changed']

@@ -26,6 +26,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.command
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_exists
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_apply as network_nft_apply
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import networks as network_store
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import xtables_variants
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.parse import (
     NetworkSpecError, check_no_overlap)
@@ -152,6 +153,7 @@ class RulesPlan:
     desired_nft: object = None
     nft_bridges: tuple = ()
     nft_plan: object = None
+    xt_left: tuple = ()  # (engine, Plan) of our chains in the other iptables variant (xtables_variants)
 
 
 def _plan_rules(state_dir, desired, xtables_backend, runner, out):
@@ -174,6 +176,10 @@ def _plan_rules(state_dir, desired, xtables_backend, runner, out):
     if rules.xt_plan is not None and rules.xt_plan.changed:
         out.diff.extend(plan_diff(rules.xt_plan))
         out.changes.append('iptables rules of the LIBVIRT_* chains')
+    left = xtables_variants.changed_plan(rules.xt_left)
+    if left.changed:
+        out.diff.extend(plan_diff(left))
+        out.changes.append('LIBVIRT_* chains left in the other iptables variant')
     if rules.nft_plan is not None and rules.nft_plan.changed:
         out.diff.append({'before_header': 'nft libvirt_network: live',
                          'after_header': 'nft libvirt_network: desired',
@@ -186,16 +192,21 @@ def _plan_rules(state_dir, desired, xtables_backend, runner, out):
 def _replan_rules(rules, runner):
     """Plan (again) against what is live now (after a firewalld reload flushed rules)."""
     xt_plan = nft_plan = None
+    xt_left = ()
     if rules.xt_engine is not None:
         xt_plan = rules.xt_engine.plan(rules.desired_xt if rules.desired_xt.tables else Ruleset())
+        xt_left = xtables_variants.plan_other_variants(rules.xt_engine, rules.xt_engine.state_dir, check_mode=True)
     if rules.desired_nft.tables or find_tool('nft'):
         nft_plan = network_nft_apply.plan(runner, rules.desired_nft, list(rules.nft_bridges))
-    return dataclasses.replace(rules, xt_plan=xt_plan, nft_plan=nft_plan)
+    return dataclasses.replace(rules, xt_plan=xt_plan, nft_plan=nft_plan, xt_left=xt_left)
 
 
 def _apply_rules(rules, runner):
     if rules.xt_plan is not None and rules.xt_plan.changed:
+        xtables_variants.note_variants(rules.xt_engine, rules.xt_engine.state_dir)
         rules.xt_engine.commit(rules.xt_plan)
+    if rules.xt_engine is not None:  # then our chains go from the variant no longer used
+        xtables_variants.commit_other_variants(rules.xt_engine, rules.xt_engine.state_dir, rules.xt_left)
     if rules.nft_plan is not None and rules.nft_plan.changed:
         network_nft_apply.apply(runner, rules.nft_plan)
 
@@ -414,7 +425,7 @@ def _rule_lines(rules):
     """What differs in the rules: lines naming iptables chains and nft listing lines."""
     xt_lines = []
     if rules.xt_plan is not None:
-        for fam in rules.xt_plan.families:
+        for fam in rules.xt_plan.families + xtables_variants.changed_plan(rules.xt_left).families:
             for change in fam.chain_changes:
                 xt_lines.extend(describe_chain_change(fam.family, change))
             xt_lines.extend(describe_hook_change(fam.family, hook) for hook in fam.hook_changes)

@@ -288,7 +288,7 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
     # Then our chains go from the other iptables variant, if a run used it (new rules first).
     left = xtables_variants.leave_other_variants(engine, state_dir, check_mode)
     writes = tuple(engine.runner.writes()[writes_before:])
-    plan = Plan(plan.families + tuple(f for f in left.families if f.changed), plan.warmups)
+    plan = Plan(plan.families + left.families, plan.warmups)
     if not check_mode:
         if not plan.changed:
             VerifiedState(state_dir, engine.ownership.name).record(desired_key, live_digest)

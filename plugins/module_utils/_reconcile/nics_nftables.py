@@ -268,8 +268,7 @@ def _leave_other_variants(engine, state_dir, check_mode, result):
     """``result`` with our chains removed from the iptables variant the host no longer uses
     (:mod:`.xtables_variants`), after the layout is in place."""
     writes_before = len(engine.runner.writes())
-    left = tuple(f for f in xtables_variants.leave_other_variants(engine, state_dir, check_mode).families
-                 if f.changed)
+    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode).families
     if not left:
         return result
     xt_plan = Plan((result.xt_plan.families if result.xt_plan is not None else ()) + left)

@@ -68,22 +68,45 @@ def _others(engine, record):
     return out
 
 
-def leave_other_variants(engine, state_dir, check_mode=False):
-    """Remove (in check mode: plan) our chains and hooks from the variants ``engine`` does not
-    use; returns their :class:`Plan` (family plans with the other variant as backend)."""
+def _record_current(engine, record):
+    for family, backend in engine.backends.items():
+        record.store(family, [backend.name])
+    record.save()
+
+
+def plan_other_variants(engine, state_dir, check_mode=False):
+    """``((other engine, Plan), ...)``: removing our chains and hooks from the variants ``engine``
+    does not use.  A real run that finds nothing there records that (no read next time)."""
     record = VariantRecord(state_dir, engine.ownership.name)
-    families = []
+    planned = []
     for name, wanted in sorted(_others(engine, record).items()):
         ownership = Ownership(engine.ownership.name, tuple(
             chain for chain in engine.ownership.chains if chain[0] in wanted))
         other = XtablesEngine(ownership, runner=engine.runner, lock_timeout=engine.lock_timeout, backends=dict(
             (family, make_backend(family, name, engine.lock_timeout)) for family in wanted))
-        plan = other.plan(Ruleset())
-        if not check_mode:
+        planned.append((other, other.plan(Ruleset())))
+    if not check_mode and not any(plan.changed for _other, plan in planned):
+        _record_current(engine, record)
+    return tuple(planned)
+
+
+def commit_other_variants(engine, state_dir, planned):
+    """Apply what :func:`plan_other_variants` planned (after the engine's own commit)."""
+    for other, plan in planned:
+        if plan.changed:
             other.commit(plan)
-        families.extend(plan.families)
-    if not check_mode and state_dir:
-        for family, backend in engine.backends.items():
-            record.store(family, [backend.name])
-        record.save()
-    return Plan(tuple(families))
+    _record_current(engine, VariantRecord(state_dir, engine.ownership.name))
+
+
+def changed_plan(planned):
+    """The changed family plans of ``planned`` as one :class:`Plan` (backend: the other variant)."""
+    return Plan(tuple(fam for _other, plan in planned for fam in plan.families if fam.changed))
+
+
+def leave_other_variants(engine, state_dir, check_mode=False):
+    """Plan and (unless ``check_mode``) apply the removal of our chains and hooks from the variants
+    ``engine`` does not use; returns the changed family plans as one :class:`Plan`."""
+    planned = plan_other_variants(engine, state_dir, check_mode)
+    if not check_mode and any(plan.changed for _other, plan in planned):
+        commit_other_variants(engine, state_dir, planned)
+    return changed_plan(planned)
