@@ -482,6 +482,18 @@ def _xml_ip(ip_el, index, where):
     return make_ip(family, address, prefix, has_hosts, tftp, ip_where, ranges)
 
 
+def _xml_dns(dns_el, where):
+    """Whether DNS is enabled; libvirt refuses records in a disabled ``<dns>``."""
+    if dns_el is None or _attr(dns_el, 'enable') is None:
+        return True
+    enabled = _yes_no(dns_el, 'enable', where)
+    records = [child.tag for child in dns_el if child.tag in ('forwarder', 'host', 'srv', 'txt')]
+    if not enabled and records:
+        raise NetworkSpecError("%s: <dns enable='no'> must not contain <%s> (libvirt refuses records in "
+                               "a disabled DNS)" % (where, records[0]))
+    return enabled
+
+
 def spec_from_xml(text, zone=None):
     """Model from a libvirt ``<network>`` document (string or bytes)."""
     if not HAS_LXML:
@@ -508,8 +520,7 @@ def spec_from_xml(text, zone=None):
 
     mode, forward_dev, nat_addresses, nat_ports, nat_ipv6 = _xml_forward(root, where)
     ips = [_xml_ip(ip_el, index, where) for index, ip_el in enumerate(root.findall('ip'))]
-    dns_el = root.find('dns')
-    dns = not (dns_el is not None and (_attr(dns_el, 'enable') or 'yes') == 'no')
+    dns = _xml_dns(root.find('dns'), where)
     spec = NetworkSpec(
         name=name, bridge=bridge, forward_mode=mode, forward_dev=forward_dev, ips=tuple(ips),
         nat_ipv6=nat_ipv6, nat_addresses=nat_addresses, nat_ports=nat_ports, dns=dns,

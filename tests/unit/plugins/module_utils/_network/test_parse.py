@@ -205,3 +205,14 @@ def test_n6_nat_element_only_in_nat_mode_and_yes_no_values():
         spec_from_xml(_xml('<forward mode="nat"><nat ipv6="maybe"/></forward><ip address="10.9.0.1"/>'))
     with pytest.raises(NetworkSpecError, match=r"<network ipv6='1'> must be 'yes' or 'no'"):
         spec_from_xml(_xml('', attrs=' ipv6="1"'))
+
+
+def test_n7_disabled_dns_takes_no_records_and_enable_is_yes_or_no():
+    for record in ('<forwarder addr="192.0.2.53"/>', '<host ip="10.9.0.5"><hostname>a</hostname></host>',
+                   '<txt name="a" value="b"/>', '<srv service="s" protocol="tcp"/>'):
+        with pytest.raises(NetworkSpecError, match=r"<dns enable='no'> must not contain <(forwarder|host|txt|srv)>"):
+            spec_from_xml(_xml('<dns enable="no">%s</dns>' % record))
+    assert spec_from_xml(_xml('<dns enable="yes"><forwarder addr="192.0.2.53"/></dns>')).dns is True
+    assert spec_from_xml(_xml('<dns enable="no"/>')).dns is False
+    with pytest.raises(NetworkSpecError, match=r"<dns enable='off'> must be 'yes' or 'no'"):
+        spec_from_xml(_xml('<dns enable="off"/>'))
