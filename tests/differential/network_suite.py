@@ -52,6 +52,7 @@ DELIBERATE_REFUSALS = (
     'is not a host address inside its subnet',  # gateway = network/broadcast address
     'overlap',  # overlapping subnets, in one network or between networks
     "is not an IP address",  # leading zeros (libvirt: octal)
+    '<bridge name=...> is required',  # libvirt would pick a free virbrN
 )
 
 
