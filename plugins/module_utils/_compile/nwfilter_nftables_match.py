@@ -109,13 +109,21 @@ def render_value(kind, value):
     return '%d-%d' % (low, high)
 
 
-def parse_number(text, names=None):
+def parse_number(text, names=None, base=0):
+    """A number as ebtables/iptables read it. ``base`` 0 is strtol's: '0x' hex, a leading '0' octal,
+    else decimal (iptables, and ebtables ports, protocols, TOS, ICMPv6 and STP values); 16 is ebtables'
+    '-p', '--vlan-encap' and '--arp-ptype' ('2048' is 0x2048); 10 its '--vlan-id', '--arp-htype' and
+    '--arp-opcode'. A variable's value reaches the rule as written, so all three forms occur."""
     text = unmark(text).strip()
     if names and text.lower() in names:
         return names[text.lower()]
     try:
-        if text.lower().startswith('0x'):
+        if base == 16:
             return int(text, 16)
+        if base == 0 and text.lower().startswith('0x'):
+            return int(text, 16)
+        if base == 0 and len(text) > 1 and text.startswith('0'):
+            return int(text, 8)
         return int(text, 10)
     except ValueError:
         raise Unsupported('cannot read %r as a number' % text)
@@ -187,12 +195,12 @@ def mac_with_mask(text):
     return None, (value & bits, bits)
 
 
-def number_range(text, separator, names=None):
+def number_range(text, separator, names=None, base=0):
     text = unmark(text)
     if separator in text:
         low, high = text.split(separator, 1)
-        return parse_number(low, names), parse_number(high, names)
-    value = parse_number(text, names)
+        return parse_number(low, names, base), parse_number(high, names, base)
+    value = parse_number(text, names, base)
     return value, value
 
 
@@ -249,14 +257,14 @@ def _raw_mac_atom(expr, text, negated):
     return Atom(expr, INT, (value, value), negated, var)
 
 
-def _int_atom(expr, text, negated, separator=None, names=None):
+def _int_atom(expr, text, negated, separator=None, names=None, base=0):
     var = is_marked(text)
-    value = number_range(text, separator, names) if separator else (parse_number(text, names),) * 2
+    value = number_range(text, separator, names, base) if separator else (parse_number(text, names, base),) * 2
     return Atom(expr, INT, value, negated, var)
 
 
 def _ether_type(text, negated):
-    return _int_atom('ether type', text, negated, names=ETHER_TYPES)
+    return _int_atom('ether type', text, negated, names=ETHER_TYPES, base=16)
 
 
 # ---------------------------------------------------------------------------- ebtables
@@ -292,20 +300,22 @@ def eb_rule(args):
 
 
 # Options that are one integer field: option -> (nft expression, range separator, value names).
+# (expression, range separator, names, number base as ebtables reads the option: see parse_number)
 _EB_INT_OPTIONS = {
     # ebt_ip compares the IPv4 header's protocol field.
-    '--ip-protocol': ('ip protocol', None, IP_PROTOCOLS),
+    '--ip-protocol': ('ip protocol', None, IP_PROTOCOLS, 0),
     # ebt_ip6 skips extension headers to find the protocol, as meta l4proto does.
-    '--ip6-protocol': ('meta l4proto', None, IP_PROTOCOLS),
-    '--ip-source-port': ('th sport', ':', None), '--ip6-source-port': ('th sport', ':', None),
-    '--ip-destination-port': ('th dport', ':', None), '--ip6-destination-port': ('th dport', ':', None),
+    '--ip6-protocol': ('meta l4proto', None, IP_PROTOCOLS, 0),
+    '--ip-source-port': ('th sport', ':', None, 0), '--ip6-source-port': ('th sport', ':', None, 0),
+    '--ip-destination-port': ('th dport', ':', None, 0), '--ip6-destination-port': ('th dport', ':', None, 0),
     # ebt_ip compares the whole TOS byte with the value (libvirt passes the DSCP value).
-    '--ip-tos': ('@nh,8,8', None, None),
-    '--vlan-id': ('vlan id', None, None),
-    '--vlan-encap': ('vlan type', None, ETHER_TYPES),
-    '--arp-htype': (ARP_HTYPE, None, None),
-    '--arp-ptype': (ARP_PTYPE, None, ETHER_TYPES),
-    '--arp-opcode': (ARP_OP, None, ARP_OPCODES),
+    '--ip-tos': ('@nh,8,8', None, None, 0),
+    '--vlan-id': ('vlan id', None, None, 10),
+    # libvirt prints a literal encap-protocol in decimal: ebtables reads '2048' as 0x2048 (so does this).
+    '--vlan-encap': ('vlan type', None, ETHER_TYPES, 16),
+    '--arp-htype': (ARP_HTYPE, None, None, 10),
+    '--arp-ptype': (ARP_PTYPE, None, ETHER_TYPES, 16),
+    '--arp-opcode': (ARP_OP, None, ARP_OPCODES, 10),
 }
 # Address options: option -> (nft expression, address kind).
 _EB_ADDR_OPTIONS = {
@@ -327,8 +337,8 @@ def _eb_atom(option, value, negated):
         expr, kind = _EB_ADDR_OPTIONS[option]
         return _addr_atom(expr, value, kind, negated), None
     if option in _EB_INT_OPTIONS:
-        expr, separator, names = _EB_INT_OPTIONS[option]
-        return _int_atom(expr, value, negated, separator, names=names), None
+        expr, separator, names, base = _EB_INT_OPTIONS[option]
+        return _int_atom(expr, value, negated, separator, names=names, base=base), None
     if option == '--ip6-icmp-type':
         return _icmp6_range(value, negated), None
     if option in _EB_ARP_IP:

@@ -79,3 +79,31 @@ def test_f14_variables_in_hex_printed_attributes_pass_verbatim():
     assert chain(rs, 'eb', 'libvirt-I-vnet3') == [
         '-p 2048 -j DROP', '-p 0x806 --arp-ptype 2048 -j DROP', '-p ipv4 --ip-tos 12 -j DROP',
         '-p 0x800 -j DROP', '-p ipv4 --ip-tos 0xc -j DROP']
+
+
+@pytest.mark.parametrize('args, expr, value', [
+    # measured with ebtables-nft 1.8.9: '-p', '--vlan-encap', '--arp-ptype' read hex ...
+    (('-p', '2048'), 'ether type', 0x2048),
+    (('-p', '0x8100', '--vlan-encap', '2048'), 'vlan type', 0x2048),
+    (('-p', '0x8100', '--vlan-encap', 'ipv4'), 'vlan type', 0x800),
+    (('-p', '0x806', '--arp-ptype', '2048'), '@nh,16,16', 0x2048),
+    # ... '--vlan-id', '--arp-opcode' decimal, the others like strtol base 0 ('012' is octal)
+    (('-p', '0x8100', '--vlan-id', '012'), 'vlan id', 12),
+    (('-p', '0x806', '--arp-opcode', '012'), None, 12),
+    (('-p', 'ipv4', '--ip-tos', '012'), '@nh,8,8', 10),
+    (('-p', 'ipv4', '--ip-protocol', '17', '--ip-destination-port', '012'), 'th dport', 10),
+])
+def test_f15_nft_layout_reads_ebtables_numbers_in_ebtables_bases(args, expr, value):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter_nftables_match import eb_rule
+    atoms, _verdict = eb_rule(args + ('-j', 'DROP'))
+    last = atoms[-1]
+    assert (expr is None or last.expr == expr) and last.value == (value, value), atoms
+
+
+def test_f15_literal_encap_protocol_compiles_as_libvirt_prints_it():
+    # libvirt prints encap-protocol in decimal (ebtables then reads it as hex): both layouts must agree
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter_nftables_match import eb_rule
+    rs = compile_one("<rule action='drop' direction='out'><vlan encap-protocol='ipv4'/></rule>")
+    args = chain(rs, 'eb', 'libvirt-I-vnet3')[0].split()
+    assert args == ['-p', '0x8100', '--vlan-encap', '2048', '-j', 'DROP']
+    assert eb_rule(tuple(args))[0][-1].value == (0x2048, 0x2048)
