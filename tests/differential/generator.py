@@ -20,6 +20,15 @@ validation, never at noise:
 * variables that share an iterator have equal list lengths; a child filter's
   own variable (FR) is always passed by every filterref to it.
 
+Since the second session it also writes what libvirt accepts in odd forms
+(numbers with blanks, signs, bare hex; inet_aton IPv4 forms; netmask-style
+IPv6 masks; text after a MAC; priorities libvirt replaces by 500; unknown
+attributes and elements; a second protocol element), variables in every
+attribute that takes one (masks, range ends, ethertypes, booleans, ipsets),
+hostile but legal chain, filter and interface names, and comments with
+quotes, backslashes, tabs and non-ASCII text. Cases are parsed with
+``strict: false`` (libvirt's reading).
+
 One case = a top filter (plus its private child filters) bound to one NIC.
 """
 
@@ -39,7 +48,17 @@ BINDING_VARIABLES = {
     'PA': ('port', ['80', '443', '8080']),
     'PB': ('port', ['22', '53']),
     'MACS': ('mac', ['52:54:00:00:00:01', '52:54:00:00:00:02']),
-    'N': ('small', ['5', '7']),  # fits every numeric attribute it is used for
+    'N': ('small', ['5', '12']),  # fits every numeric attribute; 12 reads differently as hex
+    'M4': ('ipv4mask', ['24', '255.255.0.0']),
+    'M6': ('ipv6mask', ['64', '48']),
+    'MM': ('macmask', ['ff:ff:ff:00:00:00']),
+    'ET': ('ethertype', ['0x0800', '2048', 'ipv6']),
+    'B': ('boolean', ['true', '1']),
+    'FL': ('ipsetflags', ['src', 'dst']),
+    'SET4': ('ipset4', ['hnfset4']),
+    'SET6': ('ipset6', ['hnfset6']),
+    'PROTO': ('ipproto', ['6', '17']),
+    '9_v': ('port', ['1024', '2048']),  # a legal name with a leading digit
     'ST': ('state', ['NEW', 'ESTABLISHED']),
     'DHCPSERVER': ('ipv4', ['10.20.0.254']),
     'GATEWAY_MAC': ('mac', ['52:54:00:00:00:fe']),
@@ -60,6 +79,9 @@ CHAIN_POOL = {
     'rarp': None, 'rarp-y': -450,
     'ipv4': None, 'ipv4-t': 200, 'ipv4-z': -700,
     'ipv6': None, 'ipv6-u': -600, 'ipv6-ip': -610,
+    # hostile but legal names (12 characters at most, [A-Za-z0-9_.:-])
+    'mac.x_Y:1-z': -795, 'ipv4:': None, 'stp.': None, 'vlan:q_1': -740, 'rarp-.': None,
+    'ipv6_X-y.Z:1': -605, 'arp:': -500,
 }
 
 ETHERNET = ('mac', 'vlan', 'stp', 'arp', 'rarp', 'ip', 'ipv6')
@@ -133,11 +155,21 @@ def protocol_attrs(proto):
 
 
 # Attributes whose value may be a variable, and the variable kind they take.
+# None: the address (or mask) kind of the element's IP version.
 VARIABLE_ATTRS = {'srcmacaddr': 'mac', 'dstmacaddr': 'mac', 'arpsrcmacaddr': 'mac', 'arpdstmacaddr': 'mac',
                   'srcipaddr': None, 'dstipaddr': None, 'srcipfrom': None, 'arpsrcipaddr': 'ipv4',
                   'arpdstipaddr': 'ipv4', 'srcportstart': 'port', 'dstportstart': 'port',
                   'dscp': 'small', 'connlimit-above': 'small', 'vlanid': 'small', 'opcode': 'small',
-                  'hwtype': 'small', 'type': 'small', 'code': 'small', 'option': 'small', 'state': 'state'}
+                  'hwtype': 'small', 'type': 'small', 'code': 'small', 'option': 'small', 'state': 'state',
+                  'srcipmask': 'mask', 'dstipmask': 'mask', 'srcmacmask': 'macmask', 'dstmacmask': 'macmask',
+                  'arpsrcipmask': 'ipv4mask', 'arpdstipmask': 'ipv4mask', 'srcportend': 'port',
+                  'dstportend': 'port', 'srcipto': None, 'dstipfrom': None, 'dstipto': None,
+                  'protocolid': 'ethertype', 'encap-protocol': 'ethertype', 'protocoltype': 'ethertype',
+                  'gratuitous': 'boolean', 'ipsetflags': 'ipsetflags', 'protocol': 'ipproto',
+                  'typeend': 'small', 'codeend': 'small', 'root-priority': 'small', 'root-priority-hi': 'small',
+                  'root-address': 'mac', 'root-address-mask': 'macmask', 'root-cost': 'small',
+                  'sender-priority': 'small', 'sender-address': 'mac', 'port': 'small', 'age': 'small',
+                  'max-age': 'small', 'hello-time': 'small', 'forward-delay': 'small', 'ipset': 'ipset'}
 
 
 # (start, end) attribute pairs that form a range.
@@ -149,9 +181,14 @@ _MAXIMA = {'typeend': 255, 'codeend': 255, 'root-cost-hi': 4294967295}
 
 
 def _literal_number(text):
+    """The number libvirt reads (decimal first, then hex), or None for a variable."""
     if text.startswith('$'):
         return None
-    return int(text, 16) if text.lower().startswith('0x') else int(text)
+    text = text.strip().lstrip('+')
+    try:
+        return int(text, 10)
+    except ValueError:
+        return int(text, 16)
 
 
 @dataclasses.dataclass
@@ -185,6 +222,8 @@ class Generator:
         return self.rng.random() < p
 
     def mac(self):
+        if self.chance(0.03):
+            return '52:54:00:0a:0b:0c junk'  # libvirt ignores text after a blank (strict mode refuses it)
         octets = [self.rng.choice((0x52, 0x02, 0x00, 0xfe))] + [self.rng.randrange(256) for dummy in range(5)]
         style = self.rng.random()
         if style < 0.1:
@@ -199,6 +238,9 @@ class Generator:
         return ':'.join('%02x' % ((value >> s) & 0xff) for s in range(40, -1, -8))
 
     def ipv4(self):
+        if self.chance(0.05):
+            # inet_aton forms getaddrinfo(AI_NUMERICHOST) takes: short, octal, hex
+            return self.rng.choice(('10.1', '10.0.258', '012.1.2.3', '0x0a.0.0.1', '192.168.1'))
         return '%d.%d.%d.%d' % (self.rng.choice((10, 192, 172, 198, 203, 224, 0)), self.rng.randrange(256),
                                 self.rng.randrange(256), self.rng.randrange(256))
 
@@ -219,12 +261,20 @@ class Generator:
         ))
 
     def ipv6mask(self):
+        if self.chance(0.15):
+            return self.rng.choice(('ffff:ffff:ffff:ffff::', 'ffff:ff00::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'))
         return str(self.rng.choice((0, 8, 10, 48, 64, 96, 127, 128, self.rng.randrange(129))))
 
     def number(self, maximum, minimum=0):
         value = self.rng.randrange(minimum, maximum + 1)
         if self.chance(0.2):
             return '0x%x' % value
+        if self.chance(0.1):
+            # forms libvirt reads as numbers: blanks and a sign, upper-case hex, bare hex, leading zeros
+            forms = [' %d' % value, '+%d' % value, '0X%X' % value, '00%d' % value]
+            if any(c in 'abcdef' for c in '%x' % value):
+                forms.append('%x' % value)
+            return self.rng.choice(forms)
         return str(value)
 
     def value(self, kind):
@@ -265,7 +315,8 @@ class Generator:
         if kind == 'boolean':
             return rng.choice(('true', 'false', '1', 'yes', 'no', '0'))
         if kind == 'comment':
-            words = ['allow', 'web', 'dns', 'guest', 'x-1', 'a.b', 'c,d', 'under_score', "it's", '"q"', 'back\\s']
+            words = ['allow', 'web', 'dns', 'guest', 'x-1', 'a.b', 'c,d', 'under_score', "it's", '"q"', 'back\\s',
+                     '#hash', 'tab\there', 'cost $5', 'ünïcödé', '✓', 'a&b', '<x>', "--comment", '-j DROP']
             return ' '.join(rng.choice(words) for dummy in range(rng.randrange(1, 5)))
         if kind == 'state':
             if self.chance(0.1):
@@ -300,6 +351,8 @@ class Generator:
         length = len(pool[name][1])
         form = self.rng.random()
         if form < 0.25:
+            if self.chance(0.2):
+                return '$%s[ %d ]' % (name, self.rng.randrange(length))  # blanks inside the brackets
             return '$%s[%d]' % (name, self.rng.randrange(length))
         iterator = 0 if form < 0.75 else self.rng.choice((1, 2))
         if iterators.setdefault(iterator, length) != length:
@@ -324,20 +377,24 @@ class Generator:
                 kinds = dict(attrs)
                 if leader in kinds:
                     chosen[leader] = self.value(kinds[leader])
-        for name in list(chosen):
-            if name in VARIABLE_ATTRS and self.chance(0.25):
-                kind = VARIABLE_ATTRS[name] or ('ipv6' if v6 else 'ipv4')
-                access = self.variable_for(kind, iterators, child)
-                if access:
-                    chosen[name] = access
-        if proto == 'stp' and direction == 'inout':
-            chosen.pop('srcmacaddr', None)
         self._order_ranges(chosen)
         if 'ipset' in chosen:
             if proto in ('all', 'all-ipv6'):
                 # the sets the harness creates in both namespaces (oracle.IPSETS)
                 chosen['ipset'] = 'hnfset6' if proto == 'all-ipv6' else 'hnfset4'
             chosen['ipsetflags'] = self.rng.choice(('src', 'dst', 'src,dst', 'dst,src,src', 'SRC'))
+        for name in list(chosen):
+            if name in VARIABLE_ATTRS and self.chance(0.3):
+                kind = VARIABLE_ATTRS[name] or ('ipv6' if v6 else 'ipv4')
+                if kind == 'mask':
+                    kind = 'ipv6mask' if v6 else 'ipv4mask'
+                if name == 'ipset':
+                    kind = 'ipset6' if v6 else 'ipset4'
+                access = self.variable_for(kind, iterators, child)
+                if access:
+                    chosen[name] = access
+        if proto == 'stp' and direction == 'inout':
+            chosen.pop('srcmacaddr', None)
         if proto in ('ip', 'ipv6'):
             has_ports = any(p in chosen for p, dummy in _PORTS)
             has_icmp = any(t in chosen for t in ('type', 'typeend', 'code', 'codeend'))
@@ -358,9 +415,9 @@ class Generator:
                 continue
             low = _literal_number(chosen[start])
             high = _literal_number(chosen[end])
-            if low is None:
-                del chosen[end]
-            elif high is None or high < low:
+            if low is None or high is None:
+                continue  # variables: the value decides (the kernel refuses an upside-down range on both sides)
+            if high < low:
                 chosen[end] = str(low + self.rng.randrange(0, 3))
                 if _literal_number(chosen[end]) > _MAXIMA.get(end, 65535):
                     chosen[end] = str(low)
@@ -381,8 +438,12 @@ class Generator:
         if self.chance(0.85):
             attrs['priority'] = str(rng.choice((-1000, -900, -700, -650, -500, -400, 0, 100, 100, 200, 500, 500,
                                                 700, 1000, rng.randrange(-1000, 1001))))
+            if self.chance(0.08):
+                # libvirt reads ' 100', '+100', '0100'; it uses 500 for the others
+                attrs['priority'] = rng.choice((' ' + attrs['priority'], '+' + attrs['priority'].lstrip('-'),
+                                                '0100', '1001', '-1001', 'abc', '10x', '0x10'))
         if self.chance(0.15):
-            attrs['statematch'] = rng.choice(('false', '0', 'FALSE', 'true', '1'))
+            attrs['statematch'] = rng.choice(('false', '0', 'FALSE', 'true', '1', 'no', 'False', 'yes'))
         element = ET.Element('rule', attrs)
         if proto == 'none':
             return element
@@ -398,7 +459,9 @@ class Generator:
         if negated:
             sub.set('match', 'no')
         elif self.chance(0.2):
-            sub.set('match', 'yes')
+            sub.set('match', rng.choice(('yes', 'yes', 'NO', 'false', 'maybe')))  # only 'no' negates
+        if self.chance(0.04):
+            sub.set(rng.choice(('srcporttend', 'bogus', 'Match')), '1')  # unknown: ignored by libvirt
         if proto not in ('ip', 'ipv6') and self.chance(0.12):
             # a second element of the same protocol: attributes accumulate
             second = self.protocol_element(proto, spec, direction, iterators, child)
@@ -408,6 +471,11 @@ class Generator:
             extra = ET.SubElement(element, proto, second)
             if self.chance(0.5):
                 extra.set('match', 'no')
+        if self.chance(0.05):
+            # libvirt ignores elements of another protocol (and unknown ones) after the first protocol element
+            other = rng.choice(('tcp', 'mac', 'ipv6', 'bogus'))
+            if other != proto:
+                ET.SubElement(element, other, {'dstportstart': '99'} if other == 'tcp' else {})
         return element
 
     # ------------------------------------------------------------ filters
@@ -420,6 +488,8 @@ class Generator:
             prio = CHAIN_POOL.get(chain)
             if prio is not None:
                 attrs['priority'] = str(prio)
+                if self.chance(0.1):
+                    attrs['priority'] = rng.choice((' ', '+', '  ')) + str(prio) if prio >= 0 else ' %d' % prio
             for prefix in ('mac', 'vlan', 'stp', 'arp', 'rarp', 'ipv4', 'ipv6'):
                 if chain.startswith(prefix) and not (prefix == 'arp' and chain.startswith('rarp')):
                     chain_proto = {'mac': 'mac', 'vlan': 'vlan', 'stp': 'stp', 'arp': 'arp', 'rarp': 'rarp',
@@ -431,12 +501,16 @@ class Generator:
                 attrs['priority'] = str(rng.randrange(-1000, 1001))
         root = ET.Element('filter', attrs)
         entries = []
+        if self.chance(0.03):
+            entries.append(ET.Element('bogus'))  # unknown element in a filter: ignored by libvirt
         for dummy in range(rng.randrange(1, 1 + 4 * self.size)):
             entries.append(self.rule(False, child, chain_proto))
         for target in child_names:
             for dummy in range(1 if self.chance(0.85) else 2):  # sometimes referenced twice
                 ref = ET.Element('filterref', {'filter': target})
                 values = ['172.16.%d.%d' % (rng.randrange(256), rng.randrange(256)) for dummy in range(2)]
+                if self.chance(0.15):
+                    values[1] = values[0]  # a repeated list value: iteration skips the repeat
                 for value in values:
                     ET.SubElement(ref, 'parameter', {'name': CHILD_VARIABLE, 'value': value})
                 if self.chance(0.2):  # the caller's value wins over this one
@@ -449,8 +523,17 @@ class Generator:
         ET.indent(root)
         return ET.tostring(root, encoding='unicode') + '\n'
 
+    def interface(self, index):
+        """Interface names: mostly short; sometimes hostile but legal, up to 15 characters. Every name
+        ends with the case's index and has no '-' after it (oracle.split_by_interface tells them apart)."""
+        if self.chance(0.8):
+            return 'rd%03d' % index
+        return self.rng.choice(('v.%03d', 'v_n-%03d', 'G.nic_x%03d', 'guestnet.nic%03d', 'A.B_c.%03d')) % index
+
     def case(self, index):
         prefix = 'r%03d' % index
+        if self.chance(0.1):
+            prefix = self.rng.choice(('r%03d.a', 'r%03d:_', 'r%03d_')) % index  # legal filter names (no blank or non-ASCII: the oracle's virsh listing cannot undefine those)
         count = self.rng.choice((0, 0, 1, 1, 2, 3)) * self.size
         children = []
         texts = {}
@@ -467,4 +550,6 @@ class Generator:
         texts[top] = self.filter(top, top_chain, children, child=False)
         mac = '52:54:00:%02x:%02x:%02x' % (0x30, index // 256, index % 256)
         mac_parameter = '52:54:00:ee:%02x:%02x' % (index // 256, index % 256) if self.chance(0.1) else ''
-        return Case(index, 'rd%03d' % index, mac, top, texts, mac_parameter)
+        if mac_parameter and self.chance(0.3):
+            mac_parameter = mac_parameter.upper()  # substituted verbatim
+        return Case(index, self.interface(index), mac, top, texts, mac_parameter)

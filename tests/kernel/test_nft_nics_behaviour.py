@@ -246,7 +246,9 @@ def test_generated_filters_same_decisions(sides, capsys):
         texts = dict(BUILTIN_FILTERS)
         texts.update(case.filters)
         try:
-            filters = dict((n, parse_filter(t, source=n, strict=True)) for n, t in texts.items())
+            # libvirt's reading, as the differential suite parses them: the generator also writes what
+            # strict mode refuses (unknown attributes, match='false', ...), which both layouts then share
+            filters = dict((n, parse_filter(t, source=n, strict=n in BUILTIN_FILTERS)) for n, t in texts.items())
             params = case.parameters()
             compile_binding(hv.guests[0].port, hv.guests[0].mac, case.top, params, filters)
         except NetfilterError:
