@@ -89,6 +89,8 @@ def _verdict(value):
     for name in ('goto', 'jump'):
         if isinstance(value, dict) and name in value:
             return '%s %s' % (name, value[name]['target'])
+    if isinstance(value, dict) and list(value.values()) == [None]:
+        return list(value)[0]  # {"accept": null}: accept, drop, return, continue
     return json.dumps(value, sort_keys=True)
 
 

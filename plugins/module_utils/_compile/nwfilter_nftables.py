@@ -411,6 +411,11 @@ def compile_layout(bindings, filters, conntrack=False, fail_closed=(), cache=Non
             known[1].append(nft_set.elements)
         for base, target in result.layout.dispatch:
             maps[base].append((binding.interface, 'goto %s' % target))
+        if result.layout.mode == XTABLES and fail_closed:
+            # Bound, but filtered by ebtables: its frames must pass our table, not meet the drop for
+            # unbound taps (accept ends only our base chain; ebtables' chains still see the frame).
+            maps.update((base.name, maps[base.name] + [(binding.interface, 'accept')])
+                        for base in BASE_CHAINS if base.layer == 'eth')
         if result.xtables.tables:
             xtables.append(result.xtables)
     merged = tuple(dataclasses.replace(first, elements=frozenset().union(*parts)) for first, parts in sets.values())
