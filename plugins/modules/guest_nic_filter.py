@@ -311,10 +311,17 @@ families:
   sample:
     ebtables: {backend: nft, chains_created: 9, chains_replaced: 0, chains_deleted: 0, hooks_added: 2, hooks_deleted: 0}
 rendered:
-  description: The restore text (C(*-restore --noflush) input) of the given binding(s) alone, per family.
+  description:
+    - The rules of the given binding(s) alone in the host's NIC layout (O(firewall_backend), else the stored
+      setting) - the restore text (C(*-restore --noflush) input) per family; with the nftables layout also
+      C(nftables), and the per-family texts hold only the rules that stay on xtables.
   returned: state is rendered
   type: dict
   contains:
+    nftables:
+      description: With the nftables layout, an C(nft -f) script creating C(table bridge hnf_nic) for these bindings.
+      type: str
+      returned: when the layout is nftables
     ebtables:
       description: ebtables-restore text ('' if none).
       type: str

@@ -20,6 +20,7 @@ import dataclasses
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import host
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import module_run
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 
@@ -71,10 +72,16 @@ def run(request):
 
 
 def render(request):
-    """The restore text of the given bindings alone (every stored one when none is given); touches nothing."""
+    """The rules of the given bindings alone (every stored one when none is given) in the host's NIC
+    layout (``firewall_backend`` given, else stored); touches nothing."""
     bindings = request.upserts or binding_store.load_bindings(request.state_dir)
     filters = nic_sync.load_host_filters(request.state_dir)
-    warnings = nic_sync.upsert_warnings(request.upserts, filters)
+    warnings = list(nic_sync.upsert_warnings(request.upserts, filters))
     ruleset = merge_rulesets([r for _b, r in nic_sync.compile_bindings(bindings, filters)])
     rendered = ruleset.render_by_tool()
+    if nics_nftables.effective_backend(request.state_dir, request.settings.get('firewall_backend')) == \
+            nics_nftables.NFTABLES:
+        rendered, more = nics_nftables.render(bindings, filters, request.state_dir,
+                                              request.settings.get('drop_unbound_interfaces'))
+        warnings.extend(more)
     return BindOutcome(rendered=rendered, bindings=tuple(bindings), warnings=tuple(warnings))

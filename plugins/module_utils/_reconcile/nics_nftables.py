@@ -277,6 +277,20 @@ def _leave_other_variants(engine, state_dir, check_mode, result):
                                writes=tuple(result.writes) + tuple(engine.runner.writes()[writes_before:]))
 
 
+def render(bindings, filters, state_dir, fail_closed=None):
+    """``(rendered, warnings)``: the nftables layout of ``bindings`` alone as ``rendered['nftables']`` (an
+    ``nft -f`` script for a host without our table) and the rules kept on xtables per tool.  Touches
+    nothing: the bridge conntrack probe comes from the cache or a scratch namespace."""
+    if fail_closed is None:
+        fail_closed = host_settings.load_host_settings(state_dir).drop_unbound_interfaces
+    conntrack = nft_nics.probe_bridge_conntrack(Runner(), nft_nics.Canonical(state_dir))
+    built = layout.compile_layout(bindings, filters, conntrack=conntrack,
+                                  fail_closed=nft_nics.check_patterns(fail_closed))
+    rendered = built.xtables.render_by_tool()
+    rendered[NFTABLES] = layout.render_layout(built)
+    return rendered, tuple(w for nic in built.nics for w in nic.warnings)
+
+
 def leave_nftables(runner=None, check_mode=False):
     """For the iptables layout: remove our table if a previous nftables run left it.
 
