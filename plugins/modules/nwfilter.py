@@ -558,6 +558,12 @@ rendered:
     ip6tables:
       description: ip6tables-restore text of the rules of those bindings ('' if none).
       type: str
+    nftables:
+      description:
+        - On a host with the nftables NIC layout (stored C(firewall_backend)), the C(nft -f) script of those
+          bindings' C(table bridge hnf_nic); the per-family texts then hold only the rules kept on xtables.
+      type: str
+      returned: when the host's NIC layout is nftables
 objects:
   description:
     - Every object stored in O(state_dir) - virtual networks first, then guest NIC bindings - as the

@@ -56,3 +56,11 @@ def test_rendered_is_the_nftables_layout_present_installs(tmp_path):
         # With the stored layout (no option given) rendered says the same.
         again, _proc = run_tasks(hv.host, tmp_path, [(NIC, dict(state_dir=state_dir, state='rendered', nics=nics))])
         assert again[0]['rendered'] == out
+
+        # nwfilter's rendered (the users of a changed filter) is in the host's layout too.
+        changed_web = dict(WEB, rules=[dict(WEB['rules'][0], tcp={'dstportstart': 443}), WEB['rules'][1]])
+        filt, _proc = run_tasks(hv.host, tmp_path, [('hypervisor.netfilter.nwfilter', dict(
+            changed_web, state_dir=state_dir, state='rendered'))])
+        assert filt[0]['rendered']['interfaces'] == [g1.port]
+        assert 'add table bridge hnf_nic' in filt[0]['rendered']['nftables']
+        assert '--sport 443' in filt[0]['rendered']['iptables'] and 'libvirt-I-' not in filt[0]['rendered']['ebtables']

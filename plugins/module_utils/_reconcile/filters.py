@@ -23,6 +23,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.mode
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import host
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import module_run
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import bindings as binding_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as store
 
@@ -85,6 +86,8 @@ def render(request):
              if planned.name in store.reference_closure(b.filter, after)]
     ruleset = merge_rulesets([r for _b, r in nic_sync.compile_bindings(users, after)])
     rendered = ruleset.render_by_tool()
+    if nics_nftables.effective_backend(request.state_dir, None) == nics_nftables.NFTABLES:
+        rendered, _warnings = nics_nftables.render(users, after, request.state_dir)  # the host's NIC layout
     rendered['xml'] = planned.after
     rendered['interfaces'] = [b.interface for b in users]
     return FilterOutcome(filter=store.describe_filter(planned.filter, set(defined) | {planned.name}),
