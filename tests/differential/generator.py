@@ -533,7 +533,8 @@ class Generator:
     def case(self, index):
         prefix = 'r%03d' % index
         if self.chance(0.1):
-            prefix = self.rng.choice(('r%03d.a', 'r%03d:_', 'r%03d_')) % index  # legal filter names (no blank or non-ASCII: the oracle's virsh listing cannot undefine those)
+            # legal filter names (no blank or non-ASCII: libvirt-oracle's cleanup cannot undefine those)
+            prefix = self.rng.choice(('r%03d.a', 'r%03d:_', 'r%03d_')) % index
         count = self.rng.choice((0, 0, 1, 1, 2, 3)) * self.size
         children = []
         texts = {}

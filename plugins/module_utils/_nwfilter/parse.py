@@ -196,7 +196,6 @@ def _parse_filter_priority(element, name, chain, chain_given, source, strict=Fal
     return P.CHAIN_DEFAULT_PRIORITY[chain_prefix(chain)], None
 
 
-
 def _parse_rule_priority(element, name, position, source, strict):
     """libvirt uses a rule priority it can read as an integer in [-1000, 1000]
     and silently uses 500 for anything else (checked with libvirt-oracle):
