@@ -186,4 +186,35 @@ CASES = (
                     "<port start='1024' end='1025'/></nat></forward>",
              "<bridge name='vbe30'/>", "<ip address='10.30.0.126' prefix='25'/>"),
     ], ['up30']),
+    # finding N8: a static route needs a gateway on one of the subnets
+    ('route-gateway-unreachable', 'both-rejected', [
+        _net('e31', "<forward mode='route'/>", "<bridge name='vbe31'/>", "<ip address='10.31.0.1' prefix='24'/>",
+             "<route address='10.99.0.0' prefix='16' gateway='10.32.0.9'/>"),
+    ], []),
+    ('route-gateway-reachable', 'identical', [
+        _net('e32', "<forward mode='route'/>", "<bridge name='vbe32'/>", "<ip address='10.32.0.1' prefix='24'/>",
+             "<route address='10.98.0.0' prefix='16' gateway='10.32.0.9'/>"),
+    ], []),
+    # finding N9: no <vlan> on a libvirt-managed bridge (network or portgroup); a <virtualport> is accepted
+    ('vlan-in-nat', 'both-rejected', [
+        _net('e33', "<forward/>", "<bridge name='vbe33'/>", "<vlan><tag id='42'/></vlan>",
+             "<ip address='10.33.0.1' prefix='24'/>"),
+    ], []),
+    ('vlan-in-portgroup', 'both-rejected', [
+        _net('e37', "<forward mode='route'/>", "<bridge name='vbe37'/>",
+             "<portgroup name='p'><vlan><tag id='7'/></vlan></portgroup>", "<ip address='10.37.0.1' prefix='24'/>"),
+    ], []),
+    ('virtualport-in-route', 'identical', [
+        _net('e34', "<forward mode='route'/>", "<bridge name='vbe34'/>", "<virtualport type='openvswitch'/>",
+             "<ip address='10.34.0.1' prefix='24'/>"),
+    ], []),
+    # finding N10: dev= of mode='none' is ignored
+    ('dev-with-isolated', 'identical', [
+        _net('e35', "<forward mode='none' dev='eth5'/>", "<bridge name='vbe35'/>",
+             "<ip address='10.35.0.1' prefix='24'/>"),
+    ], []),
+    # finding N11: an address with a blank is no address
+    ('address-with-blank', 'both-rejected', [
+        _net('e36', "<bridge name='vbe36'/>", "<ip address=' 10.36.0.1' prefix='24'/>"),
+    ], []),
 )

@@ -18,6 +18,8 @@ import re
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import interface_name_problem
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._network.xml_checks import (
+    route_problem, vlan_problem)
 
 try:
     from lxml import etree
@@ -144,7 +146,7 @@ def _int(value, where):
 
 def _address(value, where):
     try:
-        return ipaddress.ip_address(str(value).strip())
+        return ipaddress.ip_address(str(value))
     except ValueError:
         raise NetworkSpecError('%s: %r is not an IP address' % (where, value))
 
@@ -361,8 +363,8 @@ def spec_from_options(params):
 # --------------------------------------------------------------------------- XML
 
 def _attr(element, name):
-    value = element.get(name)
-    return value.strip() if value is not None else None
+    # not stripped: libvirt reads attributes as written (' 10.0.0.1' is no address)
+    return element.get(name)
 
 
 def _xml_forward(root, where):
@@ -391,6 +393,8 @@ def _xml_forward(root, where):
             if len(iface_devs) > 1 and mode in ('nat', 'route'):
                 raise NetworkSpecError('%s: forward mode %s allows only one <interface>' % (where, mode))
             forward_dev = forward_dev or iface_devs[0]
+        if mode == 'isolated':
+            forward_dev = None  # libvirt accepts and ignores a dev for mode='none'
         nat_addresses, nat_ports, nat_ipv6 = _xml_nat(forward, mode, where)
     return mode, forward_dev, nat_addresses, nat_ports, nat_ipv6
 
@@ -521,6 +525,9 @@ def spec_from_xml(text, zone=None):
     mode, forward_dev, nat_addresses, nat_ports, nat_ipv6 = _xml_forward(root, where)
     ips = [_xml_ip(ip_el, index, where) for index, ip_el in enumerate(root.findall('ip'))]
     dns = _xml_dns(root.find('dns'), where)
+    problem = route_problem(root, ips) or vlan_problem(root)
+    if problem:
+        raise NetworkSpecError('%s: %s' % (where, problem))
     spec = NetworkSpec(
         name=name, bridge=bridge, forward_mode=mode, forward_dev=forward_dev, ips=tuple(ips),
         nat_ipv6=nat_ipv6, nat_addresses=nat_addresses, nat_ports=nat_ports, dns=dns,

@@ -216,3 +216,37 @@ def test_n7_disabled_dns_takes_no_records_and_enable_is_yes_or_no():
     assert spec_from_xml(_xml('<dns enable="no"/>')).dns is False
     with pytest.raises(NetworkSpecError, match=r"<dns enable='off'> must be 'yes' or 'no'"):
         spec_from_xml(_xml('<dns enable="off"/>'))
+
+
+def test_n8_static_route_gateway_must_be_on_a_subnet():
+    ip = '<ip address="10.41.0.1" prefix="24"/><ip family="ipv6" address="fd00:41::1" prefix="64"/>'
+    with pytest.raises(NetworkSpecError, match=r"<route> #1 gateway 10.42.0.9 is not on any of the network's "
+                                               r"subnets"):
+        spec_from_xml(_xml(ip + '<route address="10.99.0.0" prefix="16" gateway="10.42.0.9"/>'))
+    with pytest.raises(NetworkSpecError, match=r"<route> #2 has no gateway"):
+        spec_from_xml(_xml(ip + '<route address="10.99.0.0" prefix="16" gateway="10.41.0.9"/>'
+                                '<route address="10.98.0.0" prefix="16"/>'))
+    spec = spec_from_xml(_xml(ip + '<route address="10.99.0.0" prefix="16" gateway="10.41.0.9"/>'
+                                   '<route family="ipv6" address="fd00:99::" prefix="64" gateway="fd00:41::9"/>'))
+    assert len(spec.ips) == 2
+
+
+@pytest.mark.parametrize('element', ['<vlan><tag id="42"/></vlan>',
+                                     '<portgroup name="p"><vlan><tag id="7"/></vlan></portgroup>'])
+def test_n9_vlan_is_refused(element):
+    with pytest.raises(NetworkSpecError, match=r"<vlan> is not supported by a network with a libvirt-managed bridge"):
+        spec_from_xml(_xml('<forward/>%s<ip address="10.47.0.1" prefix="24"/>' % element))
+    # libvirt accepts (and ignores) a <virtualport> on these bridges
+    assert spec_from_xml(_xml('<forward/><virtualport type="openvswitch"/><ip address="10.47.0.1"/>'))
+
+
+def test_n10_dev_of_an_isolated_network_is_ignored_as_libvirt_does():
+    spec = spec_from_xml(_xml('<forward mode="none" dev="eth1"/><ip address="10.57.0.1" prefix="24"/>'))
+    assert spec.forward_mode == 'isolated' and spec.forward_dev is None
+    with pytest.raises(NetworkSpecError, match='forward_dev .eth1. is not allowed with forward mode isolated'):
+        spec_from_options(_opts(forward_dev='eth1', ipv4={'address': '10.57.0.1/24'}))
+
+
+def test_n11_attributes_are_read_as_written():
+    with pytest.raises(NetworkSpecError, match=r"<ip> #1 address: ' 10.61.0.1' is not an IP address"):
+        spec_from_xml(_xml('<ip address=" 10.61.0.1" prefix="24"/>'))
