@@ -217,4 +217,18 @@ CASES = (
     ('address-with-blank', 'both-rejected', [
         _net('e36', "<bridge name='vbe36'/>", "<ip address=' 10.36.0.1' prefix='24'/>"),
     ], []),
+    # finding N12: empty attributes
+    ('network-ipv6-empty', 'identical', [
+        _net('e38', "<bridge name='vbe38'/>", "<ip address='10.38.0.1' prefix='24'/>", attrs=" ipv6=''"),
+    ], []),
+    ('prefix-empty', 'both-rejected', [
+        _net('e39', "<bridge name='vbe39'/>", "<ip address='10.39.0.1' prefix='' netmask='255.255.255.0'/>"),
+    ], []),
+    ('forward-dev-empty', 'identical', [
+        _net('e40', "<forward mode='nat' dev=''/>", "<bridge name='vbe40'/>", "<ip address='10.40.0.1' prefix='24'/>"),
+    ], []),
+    ('nat-ipv6-empty', 'both-rejected', [
+        _net('e41', "<forward><nat ipv6=''/></forward>", "<bridge name='vbe41'/>",
+             "<ip address='10.41.0.1' prefix='24'/>"),
+    ], []),
 )

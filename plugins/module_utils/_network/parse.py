@@ -384,7 +384,7 @@ def _xml_forward(root, where):
         if raw_mode == 'none':
             raw_mode = 'isolated'
         mode = raw_mode
-        forward_dev = _attr(forward, 'dev')
+        forward_dev = _attr(forward, 'dev') or None  # libvirt: dev='' is no dev
         iface_devs = [_attr(i, 'dev') for i in forward.findall('interface')]
         if iface_devs:
             if forward_dev and forward_dev != iface_devs[0]:
@@ -459,7 +459,8 @@ def _xml_ip(ip_el, index, where):
         raise NetworkSpecError('%s: unknown family %r' % (ip_where, family))
     prefix_text = _attr(ip_el, 'prefix')
     netmask = _attr(ip_el, 'netmask')
-    prefix = _int(prefix_text, ip_where + ' prefix') if prefix_text else 0
+    # prefix='' is an error for libvirt, a missing prefix means 0 ("use the netmask or default")
+    prefix = _int(prefix_text, ip_where + ' prefix') if prefix_text is not None else 0
     if prefix < 0:
         raise NetworkSpecError('%s: prefix %d is out of range' % (ip_where, prefix))
     if prefix > 0 and netmask:
@@ -531,5 +532,5 @@ def spec_from_xml(text, zone=None):
     spec = NetworkSpec(
         name=name, bridge=bridge, forward_mode=mode, forward_dev=forward_dev, ips=tuple(ips),
         nat_ipv6=nat_ipv6, nat_addresses=nat_addresses, nat_ports=nat_ports, dns=dns,
-        zone=zone or xml_zone, ipv6_no_gateway=_yes_no(root, 'ipv6', where))
+        zone=zone or xml_zone, ipv6_no_gateway=bool(root.get('ipv6')) and _yes_no(root, 'ipv6', where))
     return validate(spec, where=where)

@@ -250,3 +250,13 @@ def test_n10_dev_of_an_isolated_network_is_ignored_as_libvirt_does():
 def test_n11_attributes_are_read_as_written():
     with pytest.raises(NetworkSpecError, match=r"<ip> #1 address: ' 10.61.0.1' is not an IP address"):
         spec_from_xml(_xml('<ip address=" 10.61.0.1" prefix="24"/>'))
+
+
+def test_n12_empty_attributes_as_libvirt_reads_them():
+    # <network ipv6=''> and dev='' are "not given"; prefix='' and <nat ipv6=''> are errors
+    spec = spec_from_xml(_xml('<forward mode="nat" dev=""/><ip address="10.77.0.1" prefix="24"/>', attrs=' ipv6=""'))
+    assert spec.forward_dev is None and spec.ipv6_no_gateway is False
+    with pytest.raises(NetworkSpecError, match=r"<ip> #1 prefix: '' is not an integer"):
+        spec_from_xml(_xml('<ip address="10.76.0.1" prefix="" netmask="255.255.255.0"/>'))
+    with pytest.raises(NetworkSpecError, match=r"<nat ipv6=''> must be 'yes' or 'no'"):
+        spec_from_xml(_xml('<forward><nat ipv6=""/></forward><ip address="10.71.0.1"/>'))
