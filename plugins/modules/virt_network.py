@@ -164,6 +164,9 @@ options:
     description:
       - Create the bridge if missing, add the gateway addresses and bring it up. V(false) only
         manages rules (the nftables layout then needs an existing bridge).
+      - On a bridge that existed before (not created by this network), the addresses the network added are
+        removed again when the network goes, moves or changes them; the bridge's other addresses and the
+        bridge stay.
     type: bool
     default: true
 extends_documentation_fragment:

@@ -77,6 +77,23 @@ def plan_bridge_present(runner, spec, stale_ips=()):
     return HostPlan(tuple(commands), tuple(messages))
 
 
+def added_addresses(plan):
+    """The addresses (CIDR) ``plan`` (of :func:`plan_bridge_present`) adds to an existing bridge."""
+    if any(argv[:3] == ('ip', 'link', 'add') for argv in plan.commands):
+        return ()
+    return tuple(argv[3] for argv in plan.commands if argv[:3] == ('ip', 'addr', 'add'))
+
+
+def plan_addresses_absent(runner, bridge, cidrs):
+    """Remove ``cidrs`` (addresses a network added) from ``bridge``, those it still has."""
+    if not cidrs or not link_exists(bridge):
+        return HostPlan()
+    have, _up = _addresses(runner, bridge)
+    gone = [cidr for cidr in cidrs if cidr in have]
+    return HostPlan(tuple(('ip', 'addr', 'del', cidr, 'dev', bridge) for cidr in gone),
+                    tuple('remove address %s from %s' % (cidr, bridge) for cidr in gone))
+
+
 def plan_bridge_absent(bridge):
     if not link_exists(bridge):
         return HostPlan()

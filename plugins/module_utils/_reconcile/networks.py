@@ -225,18 +225,23 @@ def _present_entry(request, runner, stored, previous, others, xtables_backend, h
                                % (spec.name, spec.forward_dev))
     backend = choose_backend(request.firewall_backend) if request.spec is not None else \
         _reapplied_backend(request, previous)
-    bridge_created = bool(previous and previous.bridge_created and previous.spec.bridge == spec.bridge)
-    if previous is not None and previous.spec.bridge != spec.bridge and previous.bridge_created:
-        # the network moved to another bridge: the one we made for it goes
-        host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge))
+    same_bridge = previous is not None and previous.spec.bridge == spec.bridge
+    bridge_created = bool(same_bridge and previous.bridge_created)
+    if previous is not None and not same_bridge:
+        # the network moved to another bridge: the one we made for it goes, or the addresses we added to it
+        host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge) if previous.bridge_created else
+                          network_host.plan_addresses_absent(runner, previous.spec.bridge, previous.addresses_added))
+    wanted = set('%s/%d' % (ip.address, ip.prefix) for ip in spec.ips)
+    addresses_added = tuple(a for a in previous.addresses_added if a in wanted) if same_bridge else ()
     if request.create_bridge:
         stale = ()
-        if previous is not None and previous.spec.bridge == spec.bridge:
-            wanted = set((ip.address, ip.prefix) for ip in spec.ips)
-            stale = tuple(ip for ip in previous.spec.ips if (ip.address, ip.prefix) not in wanted)
+        if same_bridge:  # addresses of the previous definition: on a bridge we did not make, only ours
+            stale = tuple(ip for ip in previous.spec.ips if '%s/%d' % (ip.address, ip.prefix) not in wanted
+                          and (previous.bridge_created or '%s/%d' % (ip.address, ip.prefix) in previous.addresses_added))
         plan = network_host.plan_bridge_present(runner, spec, stale)
         if any(argv[:3] == ('ip', 'link', 'add') for argv in plan.commands):
             bridge_created = True
+        addresses_added += tuple(a for a in network_host.added_addresses(plan) if a not in addresses_added)
         host_plans.append(plan)
     elif not link_exists(spec.bridge) and backend == 'nftables' and spec.has_rules:
         raise NetworkSpecError('network %r: bridge %s does not exist; the nftables backend needs it '
@@ -244,7 +249,8 @@ def _present_entry(request, runner, stored, previous, others, xtables_backend, h
     entry = network_store.StoredNetwork(
         spec=spec, backend=backend, seq=previous.seq if previous else network_store.next_seq(stored),
         bridge_created=bridge_created, zone=previous.zone if previous else None,
-        xtables_backend=xtables_backend, create_bridge=request.create_bridge)
+        xtables_backend=xtables_backend, create_bridge=request.create_bridge,
+        addresses_added=() if bridge_created else addresses_added)
     return entry, previous
 
 
@@ -327,6 +333,8 @@ def _run_locked(request, runner, out):
     # bridge removal after the rules are gone (only a bridge we created)
     if request.state == 'absent' and previous is not None and previous.bridge_created:
         host_plans.append(network_host.plan_bridge_absent(previous.spec.bridge))
+    elif request.state == 'absent' and previous is not None:  # a bridge we did not make: our addresses go
+        host_plans.append(network_host.plan_addresses_absent(runner, previous.spec.bridge, previous.addresses_added))
     tc_plans = _tc_plans(request, runner, entry, spec, previous, out)
     for plan in host_plans + tc_plans:
         if plan.changed:

@@ -36,11 +36,14 @@ class StoredNetwork:
     zone: str | None = None  # firewalld zone we put the bridge in
     xtables_backend: str = 'auto'  # iptables tools variant: auto, nft or legacy
     create_bridge: bool = True  # we manage the bridge device (create it, its addresses, up)
+    # gateway addresses (CIDR) we added to a bridge we did not create: removed with the network
+    addresses_added: tuple = ()
 
     def to_json(self):
         return json.dumps({'version': FORMAT_VERSION, 'spec': self.spec.to_dict(), 'backend': self.backend,
                            'seq': self.seq, 'bridge_created': self.bridge_created, 'zone': self.zone,
-                           'xtables_backend': self.xtables_backend, 'create_bridge': self.create_bridge},
+                           'xtables_backend': self.xtables_backend, 'create_bridge': self.create_bridge,
+                           'addresses_added': list(self.addresses_added)},
                           indent=1, sort_keys=True) + '\n'
 
 
@@ -82,7 +85,8 @@ def load_all(state_dir):
         out.append(StoredNetwork(spec=spec, backend=data['backend'], seq=int(data.get('seq') or 0),
                                  bridge_created=bool(data.get('bridge_created')), zone=data.get('zone'),
                                  xtables_backend=xtables_backend,
-                                 create_bridge=bool(data.get('create_bridge', True))))
+                                 create_bridge=bool(data.get('create_bridge', True)),
+                                 addresses_added=tuple(str(a) for a in data.get('addresses_added') or ())))
     return tuple(sorted(out, key=lambda n: (n.seq, n.spec.name)))
 
 
