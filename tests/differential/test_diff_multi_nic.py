@@ -113,3 +113,26 @@ def test_recorded_libvirt_dump(netns_tools, expected, binding_files, with_filter
     theirs = harness.normalise(recorded, priorities)
     ours = harness.normalise(harness.our_dump(filters, bindings), priorities)
     assert theirs == ours, harness.diff(theirs, ours, 'recorded libvirt dump', 'ours')
+
+
+@pytest.mark.libvirt_oracle
+def test_two_nics_needing_one_ebtables_chain_libvirt_breaks_both_we_refuse(libvirt_oracle):
+    """F16: NIC 'mn1' with chain 'mac-arp' and NIC 'mn1-mac' with chain 'arp' both need the
+    ebtables chain I-mn1-mac-arp. libvirt 9.0 accepts both bindings and leaves the first NIC's
+    sub-chain empty and the second's rule in a temporary J- chain; we refuse, naming both."""
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.nics import compile_bindings
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
+    filters = {
+        'mn-a': "<filter name='mn-a'><filterref filter='mn-a2'/></filter>",
+        'mn-a2': "<filter name='mn-a2' chain='mac-arp'><rule action='drop' direction='out'><mac protocolid='ipv4'/>"
+                 "</rule></filter>",
+        'mn-b': "<filter name='mn-b'><filterref filter='mn-b2'/></filter>",
+        'mn-b2': "<filter name='mn-b2' chain='arp'><rule action='drop' direction='out'><arp/></rule></filter>"}
+    bindings = [harness.Binding.make('mn1', '52:54:00:fa:16:01', 'mn-a'),
+                harness.Binding.make('mn1-mac', '52:54:00:fa:16:02', 'mn-b')]
+    dump = libvirt_oracle.dump(filters, bindings)
+    assert '-A J-mn1-mac-arp -p ARP -j DROP' in dump and '-p IPv4 -j DROP' not in dump, dump
+    parsed = harness.parse_all(filters)
+    with pytest.raises(BindingError, match="'mn1' and 'mn1-mac' would both use the ebtables chain 'I-mn1-mac-arp'"):
+        compile_bindings([make_binding(b.interface, b.mac, b.filter) for b in bindings], parsed)

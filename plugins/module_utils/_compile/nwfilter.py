@@ -314,6 +314,27 @@ def compile_binding(interface, mac, filter_name, parameters, filters):
     return Ruleset(tuple(t for t in tables if t is not None))
 
 
+def check_chain_collisions(compiled):
+    """Refuse two NICs whose ebtables chains have the same name.
+
+    A sub-chain is named ``I-<interface>-<chain>``: NIC ``vnet1`` with chain
+    ``mac-arp`` and NIC ``vnet1-mac`` with chain ``arp`` both need
+    ``I-vnet1-mac-arp``. Merged, each NIC would run the other's rules; libvirt 9.0
+    leaves the first NIC's chain empty and the second's rules in a temporary
+    chain (measured, tests/differential/FINDINGS.md F16). ``compiled``:
+    ``((interface, Ruleset), ...)``.
+    """
+    owners = {}
+    for interface, ruleset in compiled:
+        table = ruleset.table('eb', 'nat')
+        for chain in (table.chains if table is not None else ()):
+            other = owners.setdefault(chain.name, interface)
+            if other != interface:
+                raise BindingError("interfaces '%s' and '%s' would both use the ebtables chain '%s' (a sub-chain is "
+                                   "named I-<interface>-<filter chain>); rename an interface or the filter chain"
+                                   % (other, interface, chain.name))
+
+
 def binding_fingerprint(interface, mac, filter_name, parameters, filters):
     """A digest of everything ``compile_binding`` reads for this binding.
 

@@ -417,11 +417,12 @@ def compile_layout(bindings, filters, conntrack=False, fail_closed=(), cache=Non
             maps.update((base.name, maps[base.name] + [(binding.interface, 'accept')])
                         for base in BASE_CHAINS if base.layer == 'eth')
         if result.xtables.tables:
-            xtables.append(result.xtables)
+            xtables.append((binding.interface, result.xtables))
+    NW.check_chain_collisions(xtables)
     merged = tuple(dataclasses.replace(first, elements=frozenset().union(*parts)) for first, parts in sets.values())
     return Layout(tuple(chains.values()), merged,
                   tuple((base.name, tuple(maps[base.name])) for base in BASE_CHAINS),
-                  tuple(nics), merge_rulesets(xtables) if xtables else Ruleset(), tuple(fail_closed))
+                  tuple(nics), merge_rulesets([r for _i, r in xtables]) if xtables else Ruleset(), tuple(fail_closed))
 
 
 # ---------------------------------------------------------------------------- rendering

@@ -32,7 +32,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     rule_target, split_words)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
-    COMPILER_VERSION, compile_binding, interface_of_root_chain, parameter_warnings)
+    COMPILER_VERSION, check_chain_collisions, compile_binding, interface_of_root_chain, parameter_warnings)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
@@ -87,6 +87,7 @@ def compile_bindings(bindings, filters, cache=None):
             if key is not None:
                 cache.put(key, ruleset)
         out.append((binding, ruleset))
+    check_chain_collisions([(binding.interface, ruleset) for binding, ruleset in out])
     return out
 
 

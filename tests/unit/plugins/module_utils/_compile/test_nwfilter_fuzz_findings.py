@@ -107,3 +107,24 @@ def test_f15_literal_encap_protocol_compiles_as_libvirt_prints_it():
     args = chain(rs, 'eb', 'libvirt-I-vnet3')[0].split()
     assert args == ['-p', '0x8100', '--vlan-encap', '2048', '-j', 'DROP']
     assert eb_rule(tuple(args))[0][-1].value == (0x2048, 0x2048)
+
+
+def test_f16_two_nics_needing_one_ebtables_chain_are_refused():
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import check_chain_collisions
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter_nftables import compile_layout
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.nics import compile_bindings
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import make_binding
+    filters = dict((f.name, f) for f in (
+        parse_filter("<filter name='a' chain='mac-arp'><rule action='drop' direction='out'><mac/></rule></filter>"),
+        parse_filter("<filter name='b' chain='arp'><rule action='drop' direction='out'><arp/></rule></filter>")))
+    a = compile_binding('vnet1', MAC, 'a', {}, filters)
+    b = compile_binding('vnet1-mac', MAC, 'b', {}, filters)
+    with pytest.raises(BindingError, match="'vnet1' and 'vnet1-mac' would both use the ebtables chain 'I-vnet1-mac-arp'"):
+        check_chain_collisions([('vnet1', a), ('vnet1-mac', b)])
+    check_chain_collisions([('vnet1', a), ('vnet2', compile_binding('vnet2', MAC, 'b', {}, filters))])
+    bindings = [make_binding('vnet1', MAC, 'a'), make_binding('vnet1-mac', MAC, 'b')]
+    with pytest.raises(BindingError, match='I-vnet1-mac-arp'):
+        compile_bindings(bindings, filters)
+    # the nftables layout names its chains by digest: both NICs compile there (no ebtables chain)
+    assert not compile_layout(bindings, filters).xtables.tables
