@@ -51,6 +51,10 @@ REFUSED = {
     # an ipset without ipsetflags parses (libvirt stores a default flag) but cannot be instantiated
     'ipset-without-ipsetflags': (_one("<rule action='drop' direction='out'><tcp ipset='hnfset4'/></rule>"), {}),
     'continue-in-iptables-rule': (_one("<rule action='continue' direction='out'><tcp dstportstart='22'/></rule>"), {}),
+    # F17: ebtables refuses upside-down port and STP ranges; we refuse at compile time, naming the rule
+    'ebtables-port-range-upside-down': (_one("<rule action='drop' direction='in'><ip protocol='udp' "
+                                             "srcportstart='80' srcportend='$P'/></rule>"), {'P': '22'}),
+    'stp-range-upside-down': (_one("<rule action='drop' direction='in'><stp port='10' port-hi='9'/></rule>"), {}),
     'sub-chain-name-over-28-characters': ({
         't': "<filter name='t'><filterref filter='long'/></filter>",
         'long': "<filter name='long' chain='ipv4-abcdefg'>"
@@ -69,6 +73,8 @@ def test_refused_by_libvirt_and_by_us(libvirt_oracle, name):
         libvirt_oracle.dump(filters, [binding])
     with pytest.raises((NetfilterError, harness.HarnessError)) as refused:
         harness.our_dump(filters, [binding])
+    if name.endswith('-upside-down'):
+        assert 'ebtables refuses a range' in str(refused.value) and "rule #1" in str(refused.value)
     if refused.errisinstance(harness.HarnessError):
         # only the kernel refusing our restore input counts, not a harness failure
         assert 'refused our rules' in str(refused.value), str(refused.value)

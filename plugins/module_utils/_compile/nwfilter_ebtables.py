@@ -70,6 +70,26 @@ def _eth_header(inst, args, reverse, with_dst=True):
             _opt(args, reversed_option if reverse else option, item[0], item[1])
 
 
+def _number(text):
+    """An ebtables range bound as ebtables reads it (strtol base 0), or None."""
+    text = text.strip().lower()
+    try:
+        if text.startswith('0x'):
+            return int(text, 16)
+        return int(text, 8) if len(text) > 1 and text.startswith('0') else int(text, 10)
+    except ValueError:
+        return None
+
+
+def _check_range(inst, first_name, second_name, low, high):
+    # ebtables refuses an upside-down port or STP range when it parses it (libvirt then fails half way);
+    # say which rule and attribute instead of failing the whole restore.
+    if _number(low) is not None and _number(high) is not None and _number(low) > _number(high):
+        raise ResolveError('%s %s is below %s %s: ebtables refuses a range whose end is below its start'
+                           % (second_name, high, first_name, low), filter_name=inst.filter_name,
+                           rule=inst.rule.where(), attribute=second_name, value=high)
+
+
 def _joined(inst, first_name, second_name, joiner):
     """``(first item, 'FIRST[<joiner>SECOND]')`` for addr/mask and lo:hi pairs; None without FIRST.
 
@@ -78,6 +98,8 @@ def _joined(inst, first_name, second_name, joiner):
     if first is None:
         return None
     second = inst.text(second_name) if second_name else None
+    if joiner == ':' and second is not None:
+        _check_range(inst, first_name, second_name, first[0], second)
     return first, (first[0] if second is None else '%s%s%s' % (first[0], joiner, second))
 
 

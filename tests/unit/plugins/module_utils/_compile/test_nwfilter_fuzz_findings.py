@@ -128,3 +128,25 @@ def test_f16_two_nics_needing_one_ebtables_chain_are_refused():
         compile_bindings(bindings, filters)
     # the nftables layout names its chains by digest: both NICs compile there (no ebtables chain)
     assert not compile_layout(bindings, filters).xtables.tables
+
+
+@pytest.mark.parametrize('element, params', [
+    ("<ip protocol='udp' srcportstart='80' srcportend='22'/>", {}),
+    ("<ipv6 protocol='tcp' dstportstart='$P' dstportend='22'/>", {'P': '0100'}),  # 0100 is octal 64 to ebtables
+    ("<stp root-priority='41905' root-priority-hi='5'/>", {}),
+    ("<stp root-cost='0x10' root-cost-hi='$C'/>", {'C': '15'}),
+])
+def test_f17_upside_down_ebtables_ranges_are_refused_naming_the_rule(element, params):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import ResolveError
+    with pytest.raises(ResolveError, match='ebtables refuses a range whose end is below its start') as refused:
+        compile_one("<rule action='drop' direction='in'>%s</rule>" % element, params=params)
+    assert "filter 'f', rule #1" in str(refused.value)
+
+
+def test_f17_ebtables_ranges_in_order_or_unreadable_pass():
+    rs = compile_one("<rule action='drop' direction='in'><ip protocol='udp' srcportstart='22' srcportend='22'/></rule>"
+                     "<rule action='drop' direction='in'><ip protocol='udp' dstportstart='$P' dstportend='0x50'/></rule>",
+                     params={'P': '010'})
+    assert chain(rs, 'eb', 'libvirt-O-vnet3') == [
+        '-p ipv4 --ip-protocol 17 --ip-source-port 22:22 -j DROP',
+        '-p ipv4 --ip-protocol 17 --ip-destination-port 010:80 -j DROP']
