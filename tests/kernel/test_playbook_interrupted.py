@@ -138,7 +138,8 @@ def test_rerun_after_a_kill_between_kernel_and_store_finishes_the_job(tmp_path, 
 
         again, _proc = run_tasks(hv.host, tmp_path, [(NIC, dict(state_dir=state_dir, nics=both))])
         assert again[0]['changed'] and again[0]['added'] == [g1.port], again[0].get('msg')
-        assert not os.path.exists(os.path.join(state_dir, 'bindings.pending.json'))
+        with open(os.path.join(state_dir, 'bindings.applied.json')) as handle:
+            assert json.load(handle)['interfaces'] == sorted([g0.port, g1.port])
         applied = _dumps(hv)
         if layout == 'iptables':
             assert '-A I-%s-mac -s %s -j RETURN' % (g1.port, g1.mac) in applied['ebtables-save']

@@ -26,6 +26,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.nft
     NftPlan, diff_dict, plan, remove_plan)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import plan_diff
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as L
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import merge_rulesets
 
 
 def apply(runner, nft_plan):
@@ -57,13 +58,14 @@ class NicSyncResult:
 
 
 def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode=False, fail_closed=(),
-              conntrack=None, compile_cache=None, check_xtables=None, canonical=None):
+              conntrack=None, compile_cache=None, check_xtables=None, canonical=None, keep_xtables=None):
     """Make ``table bridge hnf_nic`` (and, through ``engine``, the xtables rules of NICs that must stay
     there) match ``bindings``.  The caller holds the state_dir lock.
 
     ``engine``: an :class:`xtables_engine.XtablesEngine` for libvirt's nwfilter chains; its plan also
     removes those chains of NICs that moved to nftables.  Without it, NICs that need xtables fail.
     ``check_xtables``: called with the live xtables texts before anything is planned (may raise).
+    ``keep_xtables``: called with them, returns a Ruleset of live rules to keep as they are (or None).
     Order: nftables first, then xtables, so a NIC moving between layouts is filtered by one or both,
     never by none.
     """
@@ -97,7 +99,8 @@ def sync_nics(runner, bindings, filters, engine=None, state_dir=None, check_mode
         texts = engine.read_texts()
         if check_xtables is not None:
             check_xtables(texts)
-        xt_plan = engine.plan(layout.xtables, texts)
+        kept = keep_xtables(texts) if keep_xtables is not None else None
+        xt_plan = engine.plan(merge_rulesets([layout.xtables, kept]) if kept is not None else layout.xtables, texts)
     live = read_live(runner)
     nft_plan = plan(runner, layout, live, canonical)
     if not check_mode:

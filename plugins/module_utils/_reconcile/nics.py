@@ -39,11 +39,12 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_exists
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import xtables_variants
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.foreign_nics import foreign_ruleset
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
     Chain, Hook, Ruleset, Table, merge_rulesets)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import filters as filter_store
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import (
-    clear_pending, load_bindings, load_pending, next_seq, save_bindings, save_pending)
+    load_applied, load_bindings, next_seq, save_applied, save_bindings)
 
 
 def interface_exists(name):
@@ -279,15 +280,19 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
     active_names = set(b.interface for b in active)
     compile_bindings([b for b in upserts if b.interface not in active_names], filters, compiled_cache)
 
+    applied = load_applied(state_dir)
+    ours = our_interfaces(stored, final, applied)
     plan, compiled, live_digest, desired_key, fast_path = _plan_nics(
-        state_dir, engine, active, filters, compiled_cache, live_check(state_dir, coexistence, added, check_mode))
+        state_dir, engine, active, filters, compiled_cache,
+        live_check(state_dir, coexistence, added, check_mode, applied), keep=lambda texts: foreign_ruleset(texts, ours))
     if not check_mode and not fast_path and plan.changed:
         xtables_variants.note_variants(engine, state_dir)
     writes_before = len(engine.runner.writes())
     if not fast_path:  # the caches keep what this run used: only a run that compiled and diffed knows
         engine.commit(plan, check_mode)
     # Then our chains go from the other iptables variant, if a run used it (new rules first).
-    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode)
+    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode,
+                                                 keep=lambda texts: foreign_ruleset(texts, ours))
     writes = tuple(engine.runner.writes()[writes_before:])
     plan = Plan(plan.families + left.families, plan.warmups)
     if not check_mode:
@@ -295,7 +300,7 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
             VerifiedState(state_dir, engine.ownership.name).record(desired_key, live_digest)
         if added or updated or removed:
             save_bindings(state_dir, final)
-        clear_pending(state_dir)
+        record_applied(state_dir, applied, active)
         if not fast_path:
             compiled_cache.save()
     sync = SyncResult(plan.changed, plan, tuple(plan_diff(plan)), writes)
@@ -309,26 +314,39 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
         interface_details=details, absent=absent)
 
 
-def live_check(state_dir, coexistence, added, check_mode):
+def our_interfaces(stored, final, applied):
+    """The interfaces whose NIC chains are ours: stored before or after the run, or applied by a run
+    (the chains of any other interface are kept as they are, see :mod:`.foreign_nics`)."""
+    return frozenset(b.interface for b in tuple(stored) + tuple(final)) | applied
+
+
+def record_applied(state_dir, applied, active):
+    """After a real run's commit: the interfaces whose chains are now ours (written when it differs)."""
+    now = frozenset(b.interface for b in active)
+    if now != applied:
+        save_applied(state_dir, now)
+
+
+def live_check(state_dir, coexistence, added, check_mode, applied):
     """The check of the live xtables texts before a run binds ``added`` (None: nothing to check).
 
-    Chains of an added interface refuse it unless they are ours: listed as pending by a run that
-    wrote them and was stopped before it stored the binding (killed, or a later family's restore
-    failed).  A real run records ``added`` as pending once they passed, before its commit."""
+    Chains of an added interface refuse it unless they are ours: ``applied`` lists it (a run wrote
+    them and was stopped before it stored the binding: killed, or a later family's restore failed).
+    A real run records ``added`` as applied once they passed, before its commit."""
     if coexistence is None or not added:
         return None
-    pending = load_pending(state_dir)
 
     def check(texts):
-        coexistence.check_chains([i for i in added if i not in pending], texts)
-        if not check_mode:
-            save_pending(state_dir, added)
+        coexistence.check_chains([i for i in added if i not in applied], texts)
+        if not check_mode and not set(added) <= applied:
+            save_applied(state_dir, applied | set(added))
     return check
 
 
-def _plan_nics(state_dir, engine, active, filters, compiled_cache, check_live=None):
+def _plan_nics(state_dir, engine, active, filters, compiled_cache, check_live=None, keep=None):
     """``(plan, compiled, live_digest, desired_key, fast_path)`` for the ``active`` bindings;
-    ``check_live(live_texts)`` may refuse the live state before anything is planned."""
+    ``check_live(live_texts)`` may refuse the live state before anything is planned;
+    ``keep(live_texts)``: a Ruleset of live rules to keep as they are (or None)."""
     # The one read of the live state runs in the background while we compile.
     reads = engine.start_reads()
     verified = VerifiedState(state_dir, engine.ownership.name)
@@ -354,6 +372,9 @@ def _plan_nics(state_dir, engine, active, filters, compiled_cache, check_live=No
     if desired is None:
         compiled = compile_bindings(active, filters, compiled_cache)
         desired = merge_rulesets([ruleset for _b, ruleset in compiled])
+    kept = keep(live_texts) if keep is not None else None
+    if kept is not None:
+        desired = merge_rulesets([desired, kept])
     return engine.plan(desired, live_texts), compiled, live_digest, desired_key, False
 
 

@@ -38,9 +38,10 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import xtables_variants
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.foreign_nics import foreign_ruleset
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import (
-    clear_pending, load_bindings, save_bindings)
+    load_applied, load_bindings, save_bindings)
 
 NFTABLES = 'nftables'
 
@@ -246,14 +247,19 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
                           cache=cache)
     if not check_mode:
         xtables_variants.note_variants(engine, state_dir)
-    result = _leave_other_variants(engine, state_dir, check_mode, nft_nics.sync_nics(
+    applied = load_applied(state_dir)
+    ours = nic_sync.our_interfaces(stored, final, applied)
+
+    def keep(texts):
+        return foreign_ruleset(texts, ours)
+    result = _leave_other_variants(engine, state_dir, check_mode, keep, nft_nics.sync_nics(
         engine.runner, active, filters, engine=engine, state_dir=state_dir, check_mode=check_mode,
         fail_closed=fail_closed, conntrack=conntrack, compile_cache=cache, canonical=canonical,
-        check_xtables=nic_sync.live_check(state_dir, coexistence, added, check_mode)))
+        check_xtables=nic_sync.live_check(state_dir, coexistence, added, check_mode, applied), keep_xtables=keep))
     if not check_mode:
         if added or updated or removed:
             save_bindings(state_dir, final)
-        clear_pending(state_dir)
+        nic_sync.record_applied(state_dir, applied, active)
         cache.save()
     details = interface_details(result)
     return nic_sync.HostSyncResult(
@@ -264,11 +270,11 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
         absent=absent)
 
 
-def _leave_other_variants(engine, state_dir, check_mode, result):
+def _leave_other_variants(engine, state_dir, check_mode, keep, result):
     """``result`` with our chains removed from the iptables variant the host no longer uses
     (:mod:`.xtables_variants`), after the layout is in place."""
     writes_before = len(engine.runner.writes())
-    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode).families
+    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode, keep=keep).families
     if not left:
         return result
     xt_plan = Plan((result.xt_plan.families if result.xt_plan is not None else ()) + left)

@@ -74,9 +74,10 @@ def _record_current(engine, record):
     record.save()
 
 
-def plan_other_variants(engine, state_dir, check_mode=False):
+def plan_other_variants(engine, state_dir, check_mode=False, keep=None):
     """``((other engine, Plan), ...)``: removing our chains and hooks from the variants ``engine``
-    does not use.  A real run that finds nothing there records that (no read next time)."""
+    does not use (``keep(texts)``: a Ruleset of live rules there to leave as they are, or None).
+    A real run that finds nothing there records that (no read next time)."""
     record = VariantRecord(state_dir, engine.ownership.name)
     planned = []
     for name, wanted in sorted(_others(engine, record).items()):
@@ -84,7 +85,8 @@ def plan_other_variants(engine, state_dir, check_mode=False):
             chain for chain in engine.ownership.chains if chain[0] in wanted))
         other = XtablesEngine(ownership, runner=engine.runner, lock_timeout=engine.lock_timeout, backends=dict(
             (family, make_backend(family, name, engine.lock_timeout)) for family in wanted))
-        planned.append((other, other.plan(Ruleset())))
+        texts = other.read_texts()
+        planned.append((other, other.plan((keep(texts) if keep is not None else None) or Ruleset(), texts)))
     if not check_mode and not any(plan.changed for _other, plan in planned):
         _record_current(engine, record)
     return tuple(planned)
@@ -103,10 +105,10 @@ def changed_plan(planned):
     return Plan(tuple(fam for _other, plan in planned for fam in plan.families if fam.changed))
 
 
-def leave_other_variants(engine, state_dir, check_mode=False):
+def leave_other_variants(engine, state_dir, check_mode=False, keep=None):
     """Plan and (unless ``check_mode``) apply the removal of our chains and hooks from the variants
     ``engine`` does not use; returns the changed family plans as one :class:`Plan`."""
-    planned = plan_other_variants(engine, state_dir, check_mode)
+    planned = plan_other_variants(engine, state_dir, check_mode, keep)
     if not check_mode and any(plan.changed for _other, plan in planned):
         commit_other_variants(engine, state_dir, planned)
     return changed_plan(planned)

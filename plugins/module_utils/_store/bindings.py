@@ -6,7 +6,7 @@
 Layout (default state_dir ``/etc/hypervisor-netfilter``)::
 
     bindings.json          {"version": 1, "bindings": [{interface, mac, filter, parameters}, ...]}
-    bindings.pending.json  {"version": 1, "interfaces": [...]}: see :func:`save_pending`
+    bindings.applied.json  {"version": 1, "interfaces": [...]}: see :func:`save_applied`
 
 One file for all bindings, in the order they were first stored (libvirt
 instantiates in that order, and the order of the ebtables
@@ -34,8 +34,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfa
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.versioned_json import read_versioned
 
 BINDINGS_FILE = 'bindings.json'
-# Interfaces a run is adding, written before its kernel commit, removed after the store is written.
-PENDING_FILE = 'bindings.pending.json'
+# Interfaces whose NIC chains runs wrote (a superset while a run applies): see save_applied.
+APPLIED_FILE = 'bindings.applied.json'
 FORMAT_VERSION = 1
 
 _MAC = re.compile(r'^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$')
@@ -232,36 +232,29 @@ def remove_binding(state_dir, interface):
     return True
 
 
-def pending_path(state_dir):
-    return os.path.join(state_dir, PENDING_FILE)
+def applied_path(state_dir):
+    return os.path.join(state_dir, APPLIED_FILE)
 
 
-def save_pending(state_dir, interfaces):
-    """Record that this run is about to write the kernel rules of new ``interfaces``.
+def save_applied(state_dir, interfaces):
+    """Record the interfaces whose NIC chains are in the kernel by our runs.
 
-    ``bindings.json`` is written only after the kernel accepted the rules, so a
-    run killed in between (or failing after one family's restore) leaves
-    chains of interfaces the store does not list.  The next run must tell
-    those (ours) from chains libvirt or another tool made (refused without
-    ``takeover``): they are the ones listed here.
+    A real run writes the interfaces it applied plus the ones it adds *before* its kernel commit
+    (``bindings.json`` is written only after the kernel accepted the rules, so a run killed in
+    between, or failing after one family's restore, leaves chains of interfaces the store does not
+    list), and exactly the ones it applied after.  The next run tells these (ours: finished or
+    removed, never refused as "chains this collection did not make") from chains libvirt or another
+    tool made (left alone, see ``_reconcile.foreign_nics``).
     """
     text = json.dumps({'version': FORMAT_VERSION, 'interfaces': sorted(interfaces)}, sort_keys=True) + '\n'
-    atomic_write(pending_path(state_dir), text)
+    atomic_write(applied_path(state_dir), text)
 
 
-def load_pending(state_dir):
-    """The interfaces a previous run recorded with :func:`save_pending` and did not finish."""
+def load_applied(state_dir):
+    """The interfaces :func:`save_applied` recorded (empty when missing or damaged)."""
     try:
-        found = read_versioned(pending_path(state_dir), 'pending bindings', FORMAT_VERSION, 'interfaces', list,
+        found = read_versioned(applied_path(state_dir), 'applied bindings', FORMAT_VERSION, 'interfaces', list,
                                BindingError)
     except BindingError:
-        return frozenset()  # damaged: no exemption (the interfaces are checked as new ones)
+        return frozenset()  # damaged: only the stored bindings count as ours
     return frozenset(i for i in found or () if isinstance(i, str))
-
-
-def clear_pending(state_dir):
-    """Forget the pending interfaces (after a run that stored its bindings, or needed none)."""
-    try:
-        os.unlink(pending_path(state_dir))
-    except FileNotFoundError:
-        pass
