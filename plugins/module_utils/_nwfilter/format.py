@@ -29,8 +29,11 @@ Layout (2-space indentation, single-quoted attributes):
 
 from __future__ import annotations
 
+import dataclasses
+
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter import protocols as P
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.parse import FilterRef, Rule
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.values import Value
 
 _NUMERIC_KINDS = frozenset((P.UINT8, P.UINT16, P.UINT16_DEC, P.UINT32))
 # libvirt's ARP opcode printer writes a number without a name in decimal even
@@ -38,7 +41,9 @@ _NUMERIC_KINDS = frozenset((P.UINT8, P.UINT16, P.UINT16_DEC, P.UINT32))
 _ALWAYS_DECIMAL = frozenset(('opcode',))
 
 # virBufferEscapeString's replacements (attribute values and text alike).
-_ESCAPES = (('&', '&amp;'), ('<', '&lt;'), ('>', '&gt;'), ("'", '&apos;'), ('"', '&quot;'))
+# Tab, line feed and carriage return as character references: a parser turns them into blanks otherwise.
+_ESCAPES = (('&', '&amp;'), ('<', '&lt;'), ('>', '&gt;'), ("'", '&apos;'), ('"', '&quot;'),
+            ('\t', '&#9;'), ('\n', '&#10;'), ('\r', '&#13;'))
 
 
 def escape(text):
@@ -61,9 +66,56 @@ def format_value(protocol, value):
     return value.text
 
 
-def _protocol_element(protocol, values, negated):
-    attributes = ''.join(" %s='%s'" % (v.name, escape(format_value(protocol, v))) for v in values)
+def _protocol_element(rule, values, negated):
+    protocol = rule.protocol
+    attributes = ''
+    for value in values:
+        if value.name == 'ipsetflags' and rule.ipset_unusable:
+            continue  # libvirt's default flag: printed, the stored filter would lose the ipset instead
+        # the union of every element's literal state (libvirt ORs them), as libvirt prints it
+        text = rule.state_flags if value.name == 'state' and value.var is None and rule.state_flags else \
+            format_value(protocol, value)
+        attributes += " %s='%s'" % (value.name, escape(text))
     return '    <%s%s%s/>\n' % (protocol, " match='no'" if negated else '', attributes)
+
+
+def _accesses(elements):
+    """The variable accesses parsing ``elements`` ((values, negated), ...) records, in order."""
+    found = []
+    for values, _negated in elements:
+        for value in values:
+            if value.var is not None and value.var not in found:
+                found.append(value.var)
+    return found
+
+
+def _elements(rule):
+    """``((values, negated), ...)`` to print: the plain attributes, then the negated ones, as libvirt
+    does, unless that would change what the rule iterates over (stored filters are parsed again)."""
+    plain = [v for v in rule.values if not v.negated]
+    negated = [v for v in rule.values if v.negated]
+    elements = [(plain, False)] if plain or not negated else []
+    if negated:
+        elements.append((negated, True))
+    state = rule.get('state')
+    if rule.state_flags and state is not None and state.var is not None:
+        # a literal state of an earlier element still counts (a $VAR state does not): keep it in front
+        elements.insert(0, ([Value('state', rule.state_flags, P.STATE, text=rule.state_flags)], False))
+    wanted = list(rule.var_accesses)
+    if _accesses(elements) == wanted:
+        return elements
+    if _accesses(elements[::-1]) == wanted:
+        return elements[::-1]  # the negated element held the first iterator
+    carrier = (plain + negated)[:1]
+    if not carrier and P.protocol(rule.protocol).layer != 'eb' and rule.protocol not in ('all', 'all-ipv6'):
+        # every attribute went with libvirt's ipset fix-up, which also drops an ipsetflags given alone
+        carrier = [Value('ipsetflags', '', P.IPSETFLAGS)]
+    if not carrier:
+        return elements
+    # Accesses whose value a later element overwrote (or in another order): one element each, in
+    # libvirt's order, on an attribute the elements after them set again. Read only by strict: false.
+    carried = [([dataclasses.replace(carrier[0], var=access, negated=False)], False) for access in wanted]
+    return carried + elements
 
 
 def format_rule(rule):
@@ -73,13 +125,7 @@ def format_rule(rule):
         head += " statematch='false'"
     if rule.protocol == 'none':
         return head + '/>\n'
-    plain = [v for v in rule.values if not v.negated]
-    negated = [v for v in rule.values if v.negated]
-    body = ''
-    if plain or not negated:
-        body += _protocol_element(rule.protocol, plain, False)
-    if negated:
-        body += _protocol_element(rule.protocol, negated, True)
+    body = ''.join(_protocol_element(rule, values, negated) for values, negated in _elements(rule))
     return head + '>\n' + body + '  </rule>\n'
 
 
