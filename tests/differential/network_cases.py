@@ -231,4 +231,24 @@ CASES = (
         _net('e41', "<forward><nat ipv6=''/></forward>", "<bridge name='vbe41'/>",
              "<ip address='10.41.0.1' prefix='24'/>"),
     ], []),
+    # finding N14: a bridge named like an `ip` keyword abbreviation
+    ('bridge-named-a', 'identical', [
+        _net('e42', "<forward/>", "<bridge name='a'/>", "<ip address='10.42.0.1' prefix='24'/>"),
+    ], []),
+)
+
+# (name, expected outcome, networks started in order, uplinks, operations after them)
+LIFECYCLE_CASES = (
+    # finding N13: a network restarted with a change sits above those started after it
+    ('restart-moves-above', 'identical', [
+        _net('l1', "<forward/>", "<bridge name='vbl1'/>", "<ip address='10.81.0.1' prefix='24'/>"),
+        _net('l2', "<forward mode='route'/>", "<bridge name='vbl2'/>", "<ip address='10.82.0.1' prefix='24'/>"),
+        _net('l3', "<bridge name='vbl3'/>", "<ip address='10.83.0.1' prefix='24'/>"),
+    ], [], [('restart', _net('l1', "<forward/>", "<bridge name='vbl1'/>", "<ip address='10.84.0.1' prefix='24'/>"))]),
+    # the middle network destroyed: the others keep their order
+    ('destroy-middle', 'identical', [
+        _net('l4', "<forward/>", "<bridge name='vbl4'/>", "<ip address='10.85.0.1' prefix='24'/>"),
+        _net('l5', "<forward mode='route'/>", "<bridge name='vbl5'/>", "<ip address='10.86.0.1' prefix='24'/>"),
+        _net('l6', "<bridge name='vbl6'/>", "<ip address='10.87.0.1' prefix='24'/>"),
+    ], [], [('destroy', 'l5')]),
 )

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import ipaddress
 import os
 import subprocess
 import sys
@@ -75,9 +76,17 @@ def network_name(xml):
 
 # --------------------------------------------------------------------- libvirt side
 
-def oracle_networks(oracle, xmls):
-    """Start ``xmls`` in order in ``oracle`` (a started ``oracle.LibvirtOracle``);
-    (errors per network (None = started), dump text)."""
+def _oracle_start(oracle, path, name):
+    done = _run(oracle._cmd('virsh', 'net-define', path))  # pylint: disable=protected-access
+    if done.returncode == 0:
+        done = _run(oracle._cmd('virsh', 'net-start', name))  # pylint: disable=protected-access
+    return None if done.returncode == 0 else (done.stderr or done.stdout).strip()
+
+
+def oracle_networks(oracle, xmls, operations=()):
+    """Start ``xmls`` in order in ``oracle`` (a started ``oracle.LibvirtOracle``),
+    then apply ``operations``; (errors per network and operation (None = done), dump text).
+    A destroy is recorded as done (libvirt refuses to destroy a network it did not start)."""
     errors = []
     with tempfile.TemporaryDirectory(prefix='hnf-net-') as workdir:
         for index, xml in enumerate(xmls):
@@ -88,21 +97,29 @@ def oracle_networks(oracle, xmls):
                 # `network --keep` resets the instance (restarting libvirtd, whose
                 # private chains are made once per daemon run) and marks it used
                 done = _run(oracle._cmd('network', '--xml', path, '--keep', '-o', os.devnull))  # pylint: disable=protected-access
+                errors.append(None if done.returncode == 0 else (done.stderr or done.stdout).strip())
             else:
-                done = _run(oracle._cmd('virsh', 'net-define', path))  # pylint: disable=protected-access
-                if done.returncode == 0:
-                    done = _run(oracle._cmd('virsh', 'net-start', network_name(xml)))  # pylint: disable=protected-access
-            errors.append(None if done.returncode == 0 else (done.stderr or done.stdout).strip())
+                errors.append(_oracle_start(oracle, path, network_name(xml)))
+        for index, (operation, arg) in enumerate(operations):
+            name = network_name(arg) if operation == 'restart' else arg
+            _run(oracle._cmd('virsh', 'net-destroy', name))  # pylint: disable=protected-access
+            _run(oracle._cmd('virsh', 'net-undefine', name))  # pylint: disable=protected-access
+            if operation == 'destroy':
+                errors.append(None)
+                continue
+            path = os.path.join(workdir, 'op%d.xml' % index)
+            with open(path, 'w') as handle:
+                handle.write(arg)
+            errors.append(_oracle_start(oracle, path, name))
     done = _run(oracle._cmd('dump'))  # pylint: disable=protected-access
     if done.returncode != 0:
         raise harness.HarnessError('libvirt-oracle dump: %s' % done.stderr.strip()[-500:])
     return errors, done.stdout
 
 
-# --------------------------------------------------------------------- our side
-
-def our_networks(xmls, devs, backend='iptables'):
-    """Apply ``xmls`` with the module in a fresh netns; (errors, dump text).
+def our_networks(xmls, devs, backend='iptables', operations=()):
+    """Apply ``xmls`` with the module in a fresh netns, then ``operations``
+    (destroy: ``state: absent``; restart: the changed XML); (errors, dump text).
     The dump is ``libvirt-oracle dump`` for iptables, ``nft list ruleset`` for nftables."""
     # imported here: tests/lib needs the collection on sys.path (conftest or the CLI sets it)
     from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns
@@ -118,6 +135,13 @@ def our_networks(xmls, devs, backend='iptables'):
                 errors.append(None)
             except ModuleFailed as exc:
                 errors.append(str(exc))
+        for operation, arg in operations:
+            args = dict(name=arg, state='absent') if operation == 'destroy' else dict(xml=arg)
+            try:
+                run_module(ns, firewall_backend=backend, state_dir=state, **args)
+                errors.append(None)
+            except ModuleFailed as exc:
+                errors.append(None if operation == 'destroy' else str(exc))
         if backend == 'nftables':
             return errors, ns.run(['nft', 'list', 'ruleset']).stdout
         done = _run([harness.ORACLE, '--ns', ns.name, '--no-install', 'dump'])
@@ -142,12 +166,15 @@ def _addr(value):
 
 
 def _to(value):
-    """A SNAT/masquerade target with a one-address range in one spelling:
-    iptables prints ``A`` for ``A-A``, nft prints ``A/32``."""
+    """A SNAT/masquerade target in one spelling: iptables prints ``A`` for
+    ``A-A``; nft prints an address range that is a CIDR block as ``A/len``."""
     address, colon, ports = value.partition(':')
+    if '/' in address:
+        net = ipaddress.ip_network(address, strict=False)
+        address = '%s-%s' % (net.network_address, net.broadcast_address)
     first, _dash, last = address.partition('-')
-    if address.endswith('/32') or first == last:
-        address = address[:-3] if address.endswith('/32') else first
+    if first == last:
+        address = first
     return address + colon + ports
 
 
@@ -303,7 +330,7 @@ def classify(case, theirs, ours):
         deliberate = True
         for index, (t_err, o_err) in enumerate(zip(their_errors, our_errors)):
             if (t_err is None) != (o_err is None):
-                lines.append('network #%d: libvirt %s; ours %s' % (
+                lines.append('step #%d: libvirt %s; ours %s' % (
                     index, 'refused: ' + t_err if t_err else 'accepted',
                     'refused: ' + o_err if o_err else 'accepted'))
                 if t_err is not None or not any(d in o_err for d in DELIBERATE_REFUSALS):
@@ -325,12 +352,13 @@ def classify(case, theirs, ours):
 def run_case(oracle, case, nft=False):
     """Outcome of one case; ``nft``: also apply our nftables layout and compare it
     rule by rule with libvirt's iptables rules (``diff_nft``)."""
-    theirs = oracle_networks(oracle, case.networks)
-    ours = our_networks(case.networks, case.forward_devs)
+    theirs = oracle_networks(oracle, case.networks, case.operations)
+    ours = our_networks(case.networks, case.forward_devs, operations=case.operations)
     outcome = classify(case, theirs, ours)
     if not nft or outcome.status != 'identical':
         return outcome
-    nft_errors, nft_text = our_networks(case.networks, case.forward_devs, backend='nftables')
+    nft_errors, nft_text = our_networks(case.networks, case.forward_devs, backend='nftables',
+                                        operations=case.operations)
     if nft_errors != ours[0]:
         return Outcome(case, 'nft-refusal-mismatch', 'iptables layout: %s\nnftables layout: %s'
                        % (ours[0], nft_errors))
@@ -359,8 +387,10 @@ def run(oracle, count, seed, first=0, log=None, nft=False):
 
 
 def format_outcome(outcome):
-    return '=== %s: %s\n%s\n--- networks ---\n%s\n' % (
-        outcome.case.describe(), outcome.status, outcome.detail, ''.join(outcome.case.networks))
+    operations = ''.join('--- then %s ---\n%s' % (op, arg if op == 'restart' else arg + '\n')
+                         for op, arg in outcome.case.operations)
+    return '=== %s: %s\n%s\n--- networks ---\n%s%s\n' % (
+        outcome.case.describe(), outcome.status, outcome.detail, ''.join(outcome.case.networks), operations)
 
 
 def main(argv=None):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 import network_suite
-from network_cases import CASES
+from network_cases import CASES, LIFECYCLE_CASES
 from network_generator import NetworkCase, NetworkGenerator
 
 
@@ -26,6 +26,18 @@ from network_generator import NetworkCase, NetworkGenerator
 def test_network_case_against_libvirt(libvirt_oracle, name, expected, xmls, devs):
     case = NetworkCase(index=[c[0] for c in CASES].index(name), seed=0, networks=tuple(xmls),
                        forward_devs=tuple(devs))
+    outcome = network_suite.run_case(libvirt_oracle, case, nft=True)
+    assert outcome.status == expected, network_suite.format_outcome(outcome)
+
+
+@pytest.mark.libvirt_oracle
+@pytest.mark.parametrize('name, expected, xmls, devs, operations', LIFECYCLE_CASES,
+                         ids=[c[0] for c in LIFECYCLE_CASES])
+def test_network_life_cycle_against_libvirt(libvirt_oracle, name, expected, xmls, devs, operations):
+    # networks started, then one restarted with a change or destroyed (our side:
+    # the module with the changed XML / state: absent)
+    case = NetworkCase(index=100 + [c[0] for c in LIFECYCLE_CASES].index(name), seed=0, networks=tuple(xmls),
+                       forward_devs=tuple(devs), operations=tuple(operations))
     outcome = network_suite.run_case(libvirt_oracle, case, nft=True)
     assert outcome.status == expected, network_suite.format_outcome(outcome)
 
@@ -41,6 +53,7 @@ def test_generator_is_seed_deterministic_and_varied():
                    " dev=", "<interface dev=", "<tftp root=", "<host ", "<range ", "<mtu ", "<domain "):
         assert needle in text, needle
     assert any(len(c.networks) == 3 for c in first)
+    assert {op for c in first for op, _arg in c.operations} == {'restart', 'destroy'}
 
 
 LIBVIRT_DUMP = '''### iptables-save
