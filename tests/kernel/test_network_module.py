@@ -189,6 +189,33 @@ def test_two_networks_match_libvirts_insert_sequence(ns, tmp_path):
         assert dump_xtables(libvirt) == ours
 
 
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_changed_network_moves_above_the_others_as_a_libvirt_restart(ns, tmp_path, backend):
+    """Finding N13 (network differential): libvirt must restart a network to
+    change it, so its rules land above those of networks started after it; an
+    unchanged re-run keeps the order (and changes nothing)."""
+    a = _nat(tmp_path, backend, name='neta', bridge='virbra', subnet='10.11.0')
+    b = _nat(tmp_path, backend, name='netb', bridge='virbrb', subnet='10.12.0', forward_mode='route')
+    run_module(ns, **a)
+    run_module(ns, **b)
+
+    def order():
+        # where each network's catch-all reject of guest output sits (FWO / guest_output)
+        text = dump_all(ns)
+        marks = [('-A LIBVIRT_FWO -i %s -j REJECT' if backend == 'iptables' else 'iif "%s" counter reject') % br
+                 for br in ('virbra', 'virbrb')]
+        return text.index(marks[0]), text.index(marks[1])
+
+    first_a, first_b = order()
+    assert first_b < first_a  # b started later: above a
+    assert run_module(ns, **a)['changed'] is False
+    assert order() == (first_a, first_b)
+    run_module(ns, **_changed(a, ipv4={'address': '10.13.0.1/24'}))
+    moved_a, moved_b = order()
+    assert moved_a < moved_b  # a restarted with a change: above b
+    assert run_module(ns, **b)['changed'] is False
+
+
 def test_isolated_leaves_forwarding_alone_nat_turns_it_on(ns, tmp_path):
     assert sysctl(ns, 'net/ipv4/ip_forward') == '0'
     result = run_module(ns, name='iso', bridge='virbri', forward_mode='isolated', firewall_backend='iptables',

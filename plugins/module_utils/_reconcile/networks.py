@@ -246,8 +246,11 @@ def _present_entry(request, runner, stored, previous, others, xtables_backend, h
     elif not link_exists(spec.bridge) and backend == 'nftables' and spec.has_rules:
         raise NetworkSpecError('network %r: bridge %s does not exist; the nftables backend needs it '
                                '(set create_bridge: true or create it first)' % (spec.name, spec.bridge))
+    # A changed network is a restarted one for libvirt: its rules go above the
+    # other networks' (finding N13); an unchanged one keeps its place.
+    keep_seq = previous is not None and previous.spec == spec
     entry = network_store.StoredNetwork(
-        spec=spec, backend=backend, seq=previous.seq if previous else network_store.next_seq(stored),
+        spec=spec, backend=backend, seq=previous.seq if keep_seq else network_store.next_seq(stored),
         bridge_created=bridge_created, zone=previous.zone if previous else None,
         xtables_backend=xtables_backend, create_bridge=request.create_bridge,
         addresses_added=() if bridge_created else addresses_added)
