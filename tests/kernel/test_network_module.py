@@ -216,6 +216,21 @@ def test_changed_network_moves_above_the_others_as_a_libvirt_restart(ns, tmp_pat
     assert run_module(ns, **b)['changed'] is False
 
 
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('bridge', ['a', 'addr'])
+def test_bridge_named_like_an_ip_keyword(ns, tmp_path, backend, bridge):
+    """Network differential seed 5 case 35: `ip link add a type bridge` reads 'a'
+    as ip's 'address' keyword; libvirt starts such a network."""
+    args = dict(name='kw', bridge=bridge, forward_mode='nat', firewall_backend=backend, state_dir=str(tmp_path),
+                ipv4={'address': '10.58.167.1/24'})
+    assert run_module(ns, **args)['changed'] is True
+    assert bridge in ns.interfaces()
+    assert ('-i %s ' % bridge if backend == 'iptables' else 'iif "%s"' % bridge) in dump_all(ns)
+    assert run_module(ns, **args)['changed'] is False
+    run_module(ns, name='kw', state='absent', state_dir=str(tmp_path))
+    assert bridge not in ns.interfaces()
+
+
 def test_isolated_leaves_forwarding_alone_nat_turns_it_on(ns, tmp_path):
     assert sysctl(ns, 'net/ipv4/ip_forward') == '0'
     result = run_module(ns, name='iso', bridge='virbri', forward_mode='isolated', firewall_backend='iptables',

@@ -62,7 +62,7 @@ def desired_listing(runner, ruleset, bridges):
     if nft is None or ip is None:
         raise HostError('the nftables backend needs the nft and ip commands')
     # iif/oif need the devices: bridges of the same names are made in the scratch namespace.
-    steps = [Step((ip, 'link', 'add', bridge, 'type', 'bridge')) for bridge in sorted(set(bridges))]
+    steps = [Step((ip, 'link', 'add', 'name', bridge, 'type', 'bridge')) for bridge in sorted(set(bridges))]
     steps.append(Step((nft, '-f', '-'), stdin=True))
     steps.extend(Step((nft, 'list', 'table', family, TABLE), may_fail=True) for family in FAMILIES)
     result = run_in_scratch(runner, steps, ruleset.render())

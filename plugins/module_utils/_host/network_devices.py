@@ -58,7 +58,8 @@ def plan_bridge_present(runner, spec, stale_ips=()):
             raise HostError('network %r: interface %s exists and is not a bridge' % (spec.name, bridge))
         have, up = _addresses(runner, bridge)
     else:
-        commands.append(('ip', 'link', 'add', bridge, 'type', 'bridge'))
+        # 'name': a bridge called 'a' (or 'ad', 'addr'...) would read as ip's 'address' keyword
+        commands.append(('ip', 'link', 'add', 'name', bridge, 'type', 'bridge'))
         messages.append('create bridge %s' % bridge)
         have, up = set(), False
     for ip in stale_ips:
