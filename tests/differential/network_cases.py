@@ -235,6 +235,16 @@ CASES = (
     ('bridge-named-a', 'identical', [
         _net('e42', "<forward/>", "<bridge name='a'/>", "<ip address='10.42.0.1' prefix='24'/>"),
     ], []),
+    # deliberate: '+' in interface names (dev='eth+' is an xtables wildcard in libvirt's rules)
+    ('bridge-name-with-plus', 'deliberate', [
+        _net('e43', "<bridge name='br+1'/>", "<ip address='10.43.0.1' prefix='24'/>"),
+    ], []),
+    ('forward-dev-wildcard', 'deliberate', [
+        _net('e44', "<forward dev='eth+'/>", "<bridge name='vbe44'/>", "<ip address='10.44.0.1' prefix='24'/>"),
+    ], []),
+    ('bridge-name-with-at', 'identical', [
+        _net('e45', "<bridge name='br@1'/>", "<ip address='10.45.0.1' prefix='24'/>"),
+    ], []),
 )
 
 # (name, expected outcome, networks started in order, uplinks, operations after them)

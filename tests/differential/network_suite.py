@@ -54,6 +54,8 @@ DELIBERATE_REFUSALS = (
     'overlap',  # overlapping subnets, in one network or between networks
     "is not an IP address",  # leading zeros (libvirt: octal)
     '<bridge name=...> is required',  # libvirt would pick a free virbrN
+    "characters '+' are not allowed",  # '+' in a bridge or dev name
+    "a trailing '+' is a wildcard",  # dev='eth+': an xtables wildcard for libvirt
 )
 
 
