@@ -42,6 +42,19 @@ def test_network_life_cycle_against_libvirt(libvirt_oracle, name, expected, xmls
     assert outcome.status == expected, network_suite.format_outcome(outcome)
 
 
+DEFAULT_SEED = 20261206
+
+
+@pytest.mark.libvirt_oracle
+@pytest.mark.parametrize('index', range(6))
+def test_random_sample_against_libvirt(libvirt_oracle, index):
+    # a small fixed slice of the random differential (seed DEFAULT_SEED: 12
+    # networks, one destroy); the opt-in suite runs hundreds
+    case = NetworkGenerator(DEFAULT_SEED).case(index)
+    outcome = network_suite.run_case(libvirt_oracle, case, nft=True)
+    assert outcome.status in ('identical', 'both-rejected', 'deliberate'), network_suite.format_outcome(outcome)
+
+
 def test_generator_is_seed_deterministic_and_varied():
     # No libvirt needed: the same (seed, index) gives the same networks, and a
     # few hundred cases cover every forward mode, SNAT, ports, IPv6 and dev=.
