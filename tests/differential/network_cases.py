@@ -245,6 +245,9 @@ CASES = (
     ('bridge-name-with-at', 'identical', [
         _net('e45', "<bridge name='br@1'/>", "<ip address='10.45.0.1' prefix='24'/>"),
     ], []),
+    ('network-name-with-blank', 'deliberate', [
+        _net('e 46', "<bridge name='vbe46'/>", "<ip address='10.46.0.1' prefix='24'/>"),
+    ], []),
 )
 
 # (name, expected outcome, networks started in order, uplinks, operations after them)

@@ -56,6 +56,7 @@ DELIBERATE_REFUSALS = (
     '<bridge name=...> is required',  # libvirt would pick a free virbrN
     "characters '+' are not allowed",  # '+' in a bridge or dev name
     "a trailing '+' is a wildcard",  # dev='eth+': an xtables wildcard for libvirt
+    'is not valid (1-64 characters',  # network names: the key of the state file
 )
 
 
