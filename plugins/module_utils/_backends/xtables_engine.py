@@ -64,7 +64,8 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
     ApplyError, FamilyPlan, Plan)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_save import (
     parse_save, rule_target, text_target)
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import resolve_backends
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_tools import (
+    failing_line, resolve_backends)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import CommandError, Runner
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._ruleset.model import (
@@ -298,9 +299,10 @@ class XtablesEngine:
             if rc != 0:
                 done = ', '.join(FAMILY_TOOL[f] for f in applied) or 'none'
                 raise CommandError(
-                    '%s --noflush (%s) rejected the change; its ruleset is unchanged '
+                    '%s --noflush (%s) rejected the change%s; its ruleset is unchanged '
                     '(families already applied: %s): %s'
-                    % (os.path.basename(argv[0]), backend.name, done, err.strip()), argv, rc, err)
+                    % (os.path.basename(argv[0]), backend.name, failing_line(err, family_plan.restore_text), done,
+                       err.strip()), argv, rc, err)
             applied.append(family_plan.family)
         if self.cache.path:
             for family, keys in plan.warmups:

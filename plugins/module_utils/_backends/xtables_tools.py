@@ -117,6 +117,17 @@ def resolve_backends(families, backend='auto', ebtables_backend='auto', lock_wai
 
 
 _MATCH_SET = re.compile(r'--match-set\s+"?([^\s"]+)')
+_ERROR_LINE = re.compile(r'Error occurred at line: (\d+)')
+
+
+def failing_line(stderr, restore_text):
+    """``' at line N: <that line>'`` for a restore that failed "at line: N", else ''.  The tools name
+    only the number; the line's chain names the NIC (``I-vnet0-ipv4-ip``) and shows the bad value."""
+    match = _ERROR_LINE.search(stderr or '')
+    lines = restore_text.splitlines()
+    if match is None or not 0 < int(match.group(1)) <= len(lines):
+        return ''
+    return ' at line %s: %s' % (match.group(1), lines[int(match.group(1)) - 1])
 
 
 def scratch_save(runner, backend, restore_text):
@@ -145,4 +156,5 @@ def scratch_save(runner, backend, restore_text):
     else:
         what = '%s (%s) rejected the desired rules (in a scratch namespace, the host is untouched)' % (
             tool, backend.name)
+        what += failing_line(result.stderr, restore_text)
     raise CommandError('%s: %s' % (what, result.stderr.strip()), backend.restore, None, result.stderr)
