@@ -292,7 +292,8 @@ def _eb_chains(interface, filter_name, table):
         if chain.name in roots:
             kind = 'e%s' % direction
         else:
-            kind = 'e%s-%s' % (direction, chain.name[len(NW.eb_sub_chain(interface, direction, '')):])
+            # the filter chain name may hold ':' and '.', which nft identifiers may not
+            kind = 'e%s-%s' % (direction, _SAFE.sub('_', chain.name[len(NW.eb_sub_chain(interface, direction, '')):]))
         # ebtables user chains end in their policy, ACCEPT (ebtables-nft writes it as a last rule).
         name, texts, chain_sets = build_chain(kind, filter_name, rules, key_expr, interface, final='accept')
         names[chain.name] = name

@@ -264,7 +264,26 @@ def _int_atom(expr, text, negated, separator=None, names=None, base=0):
 
 
 def _ether_type(text, negated):
-    return _int_atom('ether type', text, negated, names=ETHER_TYPES, base=16)
+    atom = _int_atom('ether type', text, negated, names=ETHER_TYPES, base=16)
+    if atom.value[0] > 0xffff:
+        raise Unsupported('ethertype %s (ebtables refuses it)' % unmark(text))
+    return atom
+
+
+def _vlan_encap(text, negated):
+    """ebtables-nft keeps the low 16 bits of --vlan-encap ('12946' is 0x2946, '-1' 0xffff) and refuses
+    what is then below 0x3c; libvirt prints a literal encap-protocol in decimal, so such values occur."""
+    plain = unmark(text).strip()
+    if plain.lower() in ETHER_TYPES:
+        number = ETHER_TYPES[plain.lower()]
+    else:
+        try:
+            number = int(plain, 16) & 0xffff
+        except ValueError:
+            raise Unsupported('cannot read %r as a number' % plain)
+    if number < 0x3c:
+        raise Unsupported('VLAN encapsulated protocol %s (ebtables refuses it)' % plain)
+    return Atom('vlan type', INT, (number, number), negated, is_marked(text))
 
 
 # ---------------------------------------------------------------------------- ebtables
@@ -311,8 +330,6 @@ _EB_INT_OPTIONS = {
     # ebt_ip compares the whole TOS byte with the value (libvirt passes the DSCP value).
     '--ip-tos': ('@nh,8,8', None, None, 0),
     '--vlan-id': ('vlan id', None, None, 10),
-    # libvirt prints a literal encap-protocol in decimal: ebtables reads '2048' as 0x2048 (so does this).
-    '--vlan-encap': ('vlan type', None, ETHER_TYPES, 16),
     '--arp-htype': (ARP_HTYPE, None, None, 10),
     '--arp-ptype': (ARP_PTYPE, None, ETHER_TYPES, 16),
     '--arp-opcode': (ARP_OP, None, ARP_OPCODES, 10),
@@ -333,12 +350,17 @@ def _eb_atom(option, value, negated):
         return _mac_atom('ether saddr' if option == '-s' else 'ether daddr', value, negated), None
     if option == '-p':
         return _ether_type(value, negated), None
+    if option == '--vlan-encap':
+        return _vlan_encap(value, negated), None
     if option in _EB_ADDR_OPTIONS:
         expr, kind = _EB_ADDR_OPTIONS[option]
         return _addr_atom(expr, value, kind, negated), None
     if option in _EB_INT_OPTIONS:
         expr, separator, names, base = _EB_INT_OPTIONS[option]
-        return _int_atom(expr, value, negated, separator, names=names, base=base), None
+        atom = _int_atom(expr, value, negated, separator, names=names, base=base)
+        if base == 16 and atom.value[1] > 0xffff:
+            raise Unsupported('%s %s (ebtables refuses it)' % (option, unmark(value)))
+        return atom, None
     if option == '--ip6-icmp-type':
         return _icmp6_range(value, negated), None
     if option in _EB_ARP_IP:

@@ -2,6 +2,8 @@
 """Regression tests for differences from libvirt 9.0 found by the random
 differential suite (tests/differential/FINDINGS.md, F10 on); each states what
 libvirt does, measured with tests/differential against libvirt-oracle."""
+import re
+
 import pytest
 
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import FilterError
@@ -150,3 +152,28 @@ def test_f17_ebtables_ranges_in_order_or_unreadable_pass():
     assert chain(rs, 'eb', 'libvirt-O-vnet3') == [
         '-p ipv4 --ip-protocol 17 --ip-source-port 22:22 -j DROP',
         '-p ipv4 --ip-protocol 17 --ip-destination-port 010:80 -j DROP']
+
+
+@pytest.mark.parametrize('encap, value', [('12946', 0x2946), ('1ffff', 0xffff), ('3c', 0x3c), ('ipv6', 0x86dd)])
+def test_f20_nft_layout_keeps_the_low_16_bits_of_vlan_encap_like_ebtables(encap, value):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter_nftables_match import eb_rule
+    atoms, _verdict = eb_rule(('-p', '0x8100', '--vlan-encap', encap, '-j', 'DROP'))
+    assert atoms[-1].expr == 'vlan type' and atoms[-1].value == (value, value)
+
+
+@pytest.mark.parametrize('args', [('-p', '0x8100', '--vlan-encap', '1003b'), ('-p', '12946'),
+                                  ('-p', '0x806', '--arp-ptype', '1ffff')])
+def test_f20_values_ebtables_refuses_are_unsupported_in_the_nft_layout(args):
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter_nftables_match import (
+        Unsupported, eb_rule)
+    with pytest.raises(Unsupported, match='ebtables refuses it'):
+        eb_rule(args + ('-j', 'DROP'))
+
+
+def test_f19_filter_chain_names_with_colon_or_dot_make_valid_nft_chain_names():
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter_nftables import compile_nic
+    top = parse_filter("<filter name='t'><filterref filter='c'/></filter>")
+    child = parse_filter("<filter name='c' chain='ipv4:a.b'><rule action='drop' direction='out'><ip/></rule></filter>")
+    result = compile_nic('vnet3', MAC, 't', {}, {'t': top, 'c': child})
+    names = [chain.name for chain in result.chains]
+    assert names and all(re.match(r'^[A-Za-z0-9_-]+$', name) for name in names), names
