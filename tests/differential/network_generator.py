@@ -97,7 +97,9 @@ def _bridge_name(rnd, bridges, wanted=None):
             length = rnd.randrange(1, 16)
             name = rnd.choice('abcdefghijklmnopqrstuvwxyz') + ''.join(
                 rnd.choice(BRIDGE_CHARS + '_.-') for _char in range(length - 1))
-        if name not in bridges:
+        # br0 is the oracle's own bridge (libvirt refuses a bridge that exists;
+        # the module adopts it: create_bridge means "create if missing")
+        if name not in bridges and name != 'br0':
             bridges.add(name)
             return name
 
