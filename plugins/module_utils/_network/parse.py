@@ -165,6 +165,18 @@ def _prefix_from_netmask(netmask, where):
         raise NetworkSpecError('%s: netmask %r is not a valid IPv4 netmask' % (where, netmask))
 
 
+def _default_prefix(address, where):
+    """libvirt's classful default for an IPv4 address without prefix or netmask."""
+    addr = _address(address, where)
+    if addr.version != 4:
+        return 0  # the family check (make_ip) names the problem
+    prefix = _classful_prefix(addr)
+    if prefix is None:
+        raise NetworkSpecError('%s: address %s has no default prefix (class D/E); give a prefix or a netmask'
+                               % (where, address))
+    return prefix
+
+
 def _classful_prefix(addr):
     first = int(addr) >> 24
     if int(addr) == 0:
@@ -175,7 +187,7 @@ def _classful_prefix(addr):
         return 16
     if first < 224:
         return 24
-    return 32
+    return None  # class D/E: libvirt has no default prefix and refuses the network (N15)
 
 
 def make_ip(family, address, prefix, dhcp, tftp, where, dhcp_ranges=()):
@@ -311,7 +323,7 @@ def _ip_from_option(family, entry, where):
     if prefix is None and entry.get('netmask') and family == 'ipv4':
         prefix = _prefix_from_netmask(entry['netmask'], where)
     if prefix is None:
-        prefix = 64 if family == 'ipv6' else _classful_prefix(_address(address, where + ' address'))
+        prefix = 64 if family == 'ipv6' else _default_prefix(address, where + ' address')
     prefix = _int(prefix, where + ' prefix')
     ranges = []
     if entry.get('dhcp_range') is not None:
@@ -473,7 +485,7 @@ def _xml_ip(ip_el, index, where):
                 raise NetworkSpecError('%s: netmask is not allowed for IPv6' % ip_where)
             prefix = _prefix_from_netmask(netmask, ip_where)
         else:
-            prefix = 64 if family == 'ipv6' else _classful_prefix(_address(address, ip_where))
+            prefix = 64 if family == 'ipv6' else _default_prefix(address, ip_where)
     dhcp_el = ip_el.find('dhcp')
     ranges = []
     has_hosts = False

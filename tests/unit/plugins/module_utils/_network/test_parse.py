@@ -260,3 +260,12 @@ def test_n12_empty_attributes_as_libvirt_reads_them():
         spec_from_xml(_xml('<ip address="10.76.0.1" prefix="" netmask="255.255.255.0"/>'))
     with pytest.raises(NetworkSpecError, match=r"<nat ipv6=''> must be 'yes' or 'no'"):
         spec_from_xml(_xml('<forward><nat ipv6=""/></forward><ip address="10.71.0.1"/>'))
+
+
+def test_n15_class_d_and_e_addresses_have_no_default_prefix():
+    with pytest.raises(NetworkSpecError, match=r"<ip> #1: address 230.1.2.3 has no default prefix \(class D/E\)"):
+        spec_from_xml(_xml('<ip address="230.1.2.3"/>'))
+    with pytest.raises(NetworkSpecError, match=r"ipv4\[0\] address: address 240.1.2.3 has no default prefix"):
+        spec_from_options(_opts(ipv4={'address': '240.1.2.3'}))
+    assert spec_from_xml(_xml('<ip address="240.1.2.3" prefix="24"/>')).ips[0].network == '240.1.2.0/24'
+    assert spec_from_xml(_xml('<ip address="0.0.0.1"/>')).ips[0].prefix == 8
