@@ -231,6 +231,15 @@ def test_bridge_named_like_an_ip_keyword(ns, tmp_path, backend, bridge):
     assert bridge not in ns.interfaces()
 
 
+def test_ipv4_mapped_ipv6_gateway_is_idempotent(ns, tmp_path):
+    """Finding N16: iproute2 prints ::ffff:10.1.2.3 where the model writes
+    ::ffff:a01:203; the run added the address a second time and failed."""
+    args = dict(name='mapped', bridge='virbrm', firewall_backend='iptables', state_dir=str(tmp_path),
+                ipv6={'address': '::ffff:10.1.2.3', 'prefix': 120})
+    assert run_module(ns, **args)['changed'] is True
+    assert run_module(ns, **args)['changed'] is False
+
+
 def test_isolated_leaves_forwarding_alone_nat_turns_it_on(ns, tmp_path):
     assert sysctl(ns, 'net/ipv4/ip_forward') == '0'
     result = run_module(ns, name='iso', bridge='virbri', forward_mode='isolated', firewall_backend='iptables',

@@ -11,6 +11,7 @@ would make; callers apply the plan only outside check mode.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 
@@ -32,6 +33,15 @@ class HostPlan:
         return bool(self.commands)
 
 
+def _canonical_cidr(text):
+    # iproute2 prints ::ffff:10.1.2.3 where Python (and the model) write
+    # ::ffff:a01:203: compare addresses, not spellings (finding N16)
+    try:
+        return str(ipaddress.ip_interface(text))
+    except ValueError:
+        return text
+
+
 def _addresses(runner, bridge):
     _rc, out, _err = runner.run(['ip', '-j', 'addr', 'show', 'dev', bridge], check=True)
     try:
@@ -43,7 +53,7 @@ def _addresses(runner, bridge):
     for link in data:
         up = 'UP' in (link.get('flags') or ())
         for info in link.get('addr_info') or ():
-            found.add('%s/%s' % (info.get('local'), info.get('prefixlen')))
+            found.add(_canonical_cidr('%s/%s' % (info.get('local'), info.get('prefixlen'))))
     return found, up
 
 
