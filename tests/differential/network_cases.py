@@ -248,6 +248,21 @@ CASES = (
     ('network-name-with-blank', 'deliberate', [
         _net('e 46', "<bridge name='vbe46'/>", "<ip address='10.46.0.1' prefix='24'/>"),
     ], []),
+    # finding N15: class D/E addresses have no classful default prefix
+    ('class-d-without-prefix', 'both-rejected', [
+        _net('e47', "<bridge name='vbe47'/>", "<ip address='230.1.2.3'/>"),
+    ], []),
+    ('class-e-with-prefix', 'identical', [
+        _net('e48', "<forward/>", "<bridge name='vbe48'/>", "<ip address='240.1.2.3' prefix='24'/>"),
+    ], []),
+    # finding N16: an IPv4-mapped IPv6 gateway (iproute2 prints it differently)
+    ('ipv4-mapped-ipv6', 'identical', [
+        _net('e49', "<bridge name='vbe49'/>", "<ip family='ipv6' address='::ffff:10.1.2.3' prefix='120'/>"),
+    ], []),
+    ('ipv6-link-local', 'identical', [
+        _net('e50', "<forward mode='route'/>", "<bridge name='vbe50'/>",
+             "<ip family='ipv6' address='fe80::1' prefix='64'/>"),
+    ], []),
 )
 
 # (name, expected outcome, networks started in order, uplinks, operations after them)
