@@ -263,6 +263,10 @@ CASES = (
         _net('e50', "<forward mode='route'/>", "<bridge name='vbe50'/>",
              "<ip family='ipv6' address='fe80::1' prefix='64'/>"),
     ], []),
+    ('same-ipv6-subnet-two-networks', 'deliberate', [
+        _net('e51', "<bridge name='vbe51'/>", "<ip family='ipv6' address='fd00:51::1' prefix='64'/>"),
+        _net('e52', "<bridge name='vbe52'/>", "<ip family='ipv6' address='fd00:51::2' prefix='64'/>"),
+    ], []),
 )
 
 # (name, expected outcome, networks started in order, uplinks, operations after them)
