@@ -267,6 +267,19 @@ CASES = (
         _net('e51', "<bridge name='vbe51'/>", "<ip family='ipv6' address='fd00:51::1' prefix='64'/>"),
         _net('e52', "<bridge name='vbe52'/>", "<ip family='ipv6' address='fd00:51::2' prefix='64'/>"),
     ], []),
+    # zones without firewalld: refused by both, except for open networks, whose zone
+    # 9.0 ignores (11.3, which we follow, refuses it)
+    ('zone-without-firewalld', 'both-rejected', [
+        _net('e53', "<forward/>", "<bridge name='vbe53' zone='trusted'/>", "<ip address='10.53.0.1' prefix='24'/>"),
+    ], []),
+    ('open-zone-without-firewalld', 'deliberate', [
+        _net('e54', "<forward mode='open'/>", "<bridge name='vbe54' zone='trusted'/>",
+             "<ip address='10.54.0.1' prefix='24'/>"),
+    ], []),
+    # modes without a libvirt firewall are not this module's
+    ('bridge-mode', 'deliberate', [
+        _net('e55', "<forward mode='bridge'/>", "<bridge name='vbe55'/>"),
+    ], []),
 )
 
 # (name, expected outcome, networks started in order, uplinks, operations after them)

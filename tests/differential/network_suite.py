@@ -57,6 +57,8 @@ DELIBERATE_REFUSALS = (
     "characters '+' are not allowed",  # '+' in a bridge or dev name
     "a trailing '+' is a wildcard",  # dev='eth+': an xtables wildcard for libvirt
     'is not valid (1-64 characters',  # network names: the key of the state file
+    'uses no libvirt bridge firewall',  # bridge/private/vepa/passthrough/hostdev modes
+    'but firewalld is not active',  # open + zone=: 9.0 ignores the zone, 11.3 (and we) refuse
 )
 
 
