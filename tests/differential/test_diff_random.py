@@ -44,12 +44,25 @@ def test_random_filters_match_libvirt(libvirt_oracle):
     assert not report, 'seed %d: %d of %d cases differ from libvirt\n%s' % (seed, len(bad), COUNT, report)
 
 
+# What the generator may make on purpose that libvirt refuses too (its ebtables command fails):
+# a 29+ character sub-chain name (FINDINGS F4) and an upside-down range from variables (F17).
+BOTH_REFUSE = ('the filter chain name may have at most', 'ebtables refuses a range whose end is below its start')
+
+
 def test_generated_cases_compile_with_our_engine():
-    # No libvirt needed: the generator only makes filters our parser and
-    # compiler accept, so a random run compares rules instead of errors.
+    # No libvirt needed: the generator makes filters our parser and compiler accept, apart from
+    # the few BOTH_REFUSE cases, so a random run compares rules instead of errors.
+    from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import NetfilterError
     generator = Generator(20261129)
+    refused = 0
     for index in range(150):
         case = generator.case(index)
         binding = harness.Binding.make(case.interface, case.mac, case.top, case.parameters())
-        ruleset = harness.compile_all(case.filters, [binding], strict=False)
+        try:
+            ruleset = harness.compile_all(case.filters, [binding], strict=False)
+        except NetfilterError as exc:
+            assert any(text in str(exc) for text in BOTH_REFUSE), '%s\n%s' % (exc, case.describe())
+            refused += 1
+            continue
         assert ruleset.families(), case.describe()
+    assert refused <= 150 // 20
