@@ -203,8 +203,10 @@ def next_seq(bindings):
 def save_bindings(state_dir, bindings):
     """Replace the stored bindings by ``bindings`` (in this order), atomically."""
     path = bindings_path(state_dir)
-    text = json.dumps({'version': FORMAT_VERSION, 'bindings': [b.to_dict() for b in bindings]},
-                      indent=1, sort_keys=True) + '\n'
+    # One binding per line: as readable as an indented document, and each line comes from json's
+    # C encoder (indent= selects the pure-Python one: 30 ms of a one-NIC change among 1,000).
+    entries = ',\n'.join(' ' + json.dumps(b.to_dict(), sort_keys=True) for b in bindings)
+    text = '{"bindings": [\n%s\n], "version": %s}\n' % (entries, json.dumps(FORMAT_VERSION))
     atomic_write(path, text)
     return path
 
