@@ -108,3 +108,13 @@ def test_nft_comparison_maps_rules_and_sees_every_difference():
     swapped = OUR_NFT.splitlines()
     swapped[6], swapped[7] = swapped[7], swapped[6]
     assert network_suite.diff_nft(LIBVIRT_DUMP, '\n'.join(swapped))
+
+
+def test_empty_private_chains_left_by_libvirt_are_the_documented_difference():
+    # libvirt never removes LIBVIRT_* chains; we remove them with the last network
+    case = NetworkCase(index=0, seed=0, networks=('<network/>',), forward_devs=())
+    theirs = '### iptables-save\n*filter\n:INPUT ACCEPT\n:LIBVIRT_INP -\n-A INPUT -j LIBVIRT_INP\nCOMMIT\n'
+    ours = '### iptables-save\n*filter\n:INPUT ACCEPT\nCOMMIT\n'
+    assert network_suite.classify(case, ([None], theirs), ([None], ours)).status == 'deliberate'
+    with_rule = theirs.replace('COMMIT', '-A LIBVIRT_INP -i br0 -j ACCEPT\nCOMMIT')
+    assert network_suite.classify(case, ([None], with_rule), ([None], ours)).status == 'mismatch'
