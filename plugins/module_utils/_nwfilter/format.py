@@ -79,14 +79,21 @@ def _protocol_element(rule, values, negated):
     return '    <%s%s%s/>\n' % (protocol, " match='no'" if negated else '', attributes)
 
 
+def _iteration(accesses):
+    """What of a rule's variable accesses decides its rule instances and their order: the set of
+    accesses, and the order of the ``@K`` iterators (K > 0) by first appearance (iterator 0 always
+    comes first; a ``$X[N]`` access has one position and does not change the order)."""
+    accesses = list(accesses)
+    order = []
+    for access in accesses:
+        if access.index is None and access.iterator and access.iterator not in order:
+            order.append(access.iterator)
+    return frozenset(accesses), tuple(order)
+
+
 def _accesses(elements):
-    """The variable accesses parsing ``elements`` ((values, negated), ...) records, in order."""
-    found = []
-    for values, _negated in elements:
-        for value in values:
-            if value.var is not None and value.var not in found:
-                found.append(value.var)
-    return found
+    """:func:`_iteration` of parsing ``elements`` ((values, negated), ...)."""
+    return _iteration(value.var for values, _negated in elements for value in values if value.var is not None)
 
 
 def _elements(rule):
@@ -101,7 +108,7 @@ def _elements(rule):
     if rule.state_flags and state is not None and state.var is not None:
         # a literal state of an earlier element still counts (a $VAR state does not): keep it in front
         elements.insert(0, ([Value('state', rule.state_flags, P.STATE, text=rule.state_flags)], False))
-    wanted = list(rule.var_accesses)
+    wanted = _iteration(rule.var_accesses)
     if _accesses(elements) == wanted:
         return elements
     if _accesses(elements[::-1]) == wanted:
@@ -114,7 +121,7 @@ def _elements(rule):
         return elements
     # Accesses whose value a later element overwrote (or in another order): one element each, in
     # libvirt's order, on an attribute the elements after them set again. Read only by strict: false.
-    carried = [([dataclasses.replace(carrier[0], var=access, negated=False)], False) for access in wanted]
+    carried = [([dataclasses.replace(carrier[0], var=access, negated=False)], False) for access in rule.var_accesses]
     return carried + elements
 
 
