@@ -45,5 +45,14 @@ def link_exists(name):
     return os.path.exists(os.path.join(SYS_NET, name))
 
 
+def link_lookup():
+    """``name -> bool`` over one listing of this namespace's interfaces (one read for a thousand names)."""
+    try:
+        names = frozenset(os.listdir(SYS_NET))
+    except OSError:
+        return link_exists
+    return names.__contains__
+
+
 def is_bridge(name):
     return os.path.isdir(os.path.join(SYS_NET, name, 'bridge'))

@@ -36,7 +36,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfi
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._errors import BindingError
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_exists
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_exists, link_lookup
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import xtables_variants
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.foreign_nics import foreign_ruleset
@@ -218,7 +218,7 @@ def _merge_request(stored, upserts, removals, exclusive, requested):
         if interface in result:
             del result[interface]
             removed.append(interface)
-    final = tuple(dataclasses.replace(b, seq=i + 1) for i, b in
+    final = tuple(b if b.seq == i + 1 else dataclasses.replace(b, seq=i + 1) for i, b in
                   enumerate(sorted(result.values(), key=lambda b: (b.seq, b.interface))))
     return final, tuple(added), tuple(updated), tuple(removed)
 
@@ -271,7 +271,7 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
     if coexistence is not None:
         coexistence.check_files(added)
     active, skipped, absent, warnings = _split_absent(final, skip_missing_interfaces,
-                                                      interface_exists_fn or interface_exists)
+                                                      interface_exists_fn or link_lookup())
     if filters is None:
         filters = load_host_filters(state_dir)
     compiled_cache = CompiledCache(state_dir)

@@ -33,6 +33,7 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.command
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
     COMPILER_VERSION, interface_of_root_chain)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_lookup
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
@@ -232,7 +233,7 @@ def sync_nics_locked(state_dir, upserts=(), removals=(), exclusive=False, check_
     if coexistence is not None:
         coexistence.check_files(added)
     active, skipped, absent, warnings = nic_sync._split_absent(final, skip_missing_interfaces,
-                                                               interface_exists_fn or nic_sync.interface_exists)
+                                                               interface_exists_fn or link_lookup())
     if filters is None:
         filters = nic_sync.load_host_filters(state_dir)
     warnings.extend(nic_sync.upsert_warnings(upserts, filters))
