@@ -10,23 +10,38 @@ Everything runs in throwaway network namespaces (tests/lib/netns.py), in one run
 1. Packet rate: two guests on a bridge, both bound to clean-traffic, plus N
    other filtered NICs (clean-traffic bindings of taps that do not exist: their
    rules are in the kernel all the same), bound before the two guests (so in
-   libvirt's layout their frames walk the others' jumps).  Guest 0 sends small UDP frames (60
-   bytes) to guest 1 for --seconds; the rate is what guest 1's interface
-   received (kernel counter) per CPU second the sender used: send() runs the
-   whole bridge path (filters included) in the sender's context, so this is
-   the per-frame cost, and unlike a wall-clock rate it is not halved when
-   other jobs take the CPU.  Layouts:
-   ``none`` (no rules), ``iptables`` (libvirt's ebtables/iptables chains) and
-   ``nftables`` (table bridge hnf_nic), and as a reference ``dispatch only``
-   (our two hooks and verdict maps sending the guests to an accept-only
-   chain: the least any bridge-family filter costs).  br_netfilter is on.
-   The layouts are interleaved and the best of --repeat runs is kept (other
-   jobs on a shared machine only ever lower a rate).
+   libvirt's layout their frames walk the others' jumps).  Two measures of the
+   same path, guest 0 -> guest 1, small UDP packets:
+
+   a. per-frame cost: guest 0 writes 60-byte frames to a raw socket for
+      --seconds; the rate is what guest 1's interface received (kernel
+      counter) per CPU second the sender used.  send() runs the whole bridge
+      path (filters included) in the sender's context, so this is the cost of
+      a frame, and unlike a wall-clock rate it is not lowered when other jobs
+      take the CPU.  Guest 1's stack drops the frames at ingress.
+   b. what the guests see: a UDP socket in guest 0 sends 18-byte datagrams
+      as fast as it can, a UDP socket in guest 1 receives them; the rate is
+      datagrams the receiving application got per wall-clock second, sender
+      and receiver pinned to different CPUs (the issue's "small UDP packets
+      between two guests").  Here the receiver's own work per datagram is part
+      of the path, so a filter's cost shows only where it makes the sender's
+      side slower than the receiver: this is the application's view, and needs
+      a quiet machine (a wall-clock rate).
+
+   Layouts: ``none`` (no rules), ``iptables`` (libvirt's ebtables/iptables
+   chains) and ``nftables`` (table bridge hnf_nic), and as references
+   ``hooks only`` (two empty bridge base chains: what registering any bridge
+   hook costs) and ``dispatch only`` (our two hooks and verdict maps sending
+   the guests to an accept-only chain: the least any name-keyed bridge-family
+   filter costs).  br_netfilter is on.  The layouts are interleaved and the
+   best of --repeat runs is kept (other jobs on a shared machine only ever
+   lower a rate).
 2. Kernel objects at the largest N: rules, chains and set/map elements as
    ``nft -j list ruleset`` counts them (ebtables-nft and iptables-nft rules are
    nftables rules too).
 3. Times at the largest N, nftables layout, measured inside the namespace as
-   a module runs (the NIC stage ``_reconcile.nics_nftables.sync_host``: store,
+   the module runs once Ansible has started it and parsed its options
+   (``_reconcile.bindings.run``: lock, store, the whole-host reconcile with its
    compile cache, read, diff, one ``nft -f``), Ansible's own start-up excluded:
    apply (empty host and state_dir), no-op (the same again), one-NIC change
    (one NIC gets another IP), and the engine part alone (``nft_nics.sync_nics``
@@ -41,6 +56,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +93,51 @@ after = os.times()
 print(sent, (after.user - cpu.user) + (after.system - cpu.system))
 '''
 
+# 1b: a guest application receiving datagrams, pinned to one CPU; prints datagrams per wall-clock second.
+SOCKET_RECEIVER = r'''
+import os, socket, sys, time
+os.sched_setaffinity(0, {int(sys.argv[3])})
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((sys.argv[1], 41000))
+s.settimeout(10)
+buf = bytearray(64)
+receive = s.recv_into
+print("ready", flush=True)
+receive(buf)
+count = 0
+start = time.monotonic()
+end = start + float(sys.argv[2])
+while time.monotonic() < end:
+    for _ in range(100):
+        receive(buf)
+    count += 100
+print(count / (time.monotonic() - start), flush=True)
+'''
+
+# 1b: a guest application sending datagrams as fast as it can, pinned to another CPU.
+SOCKET_SENDER = r'''
+import os, socket, sys, time
+os.sched_setaffinity(0, {int(sys.argv[3])})
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], 41000))
+payload = b"x" * 18
+send = s.send
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    for _ in range(200):
+        try:
+            send(payload)
+        except OSError:
+            pass  # a full queue: the receiver is behind
+'''
+
+HOOKS_ONLY = """table bridge hnf_bench {
+    chain eth-in { type filter hook prerouting priority -300; policy accept; }
+    chain eth-out { type filter hook postrouting priority 300; policy accept; }
+}
+"""
+
 DISPATCH_ONLY = """table bridge hnf_bench {
     chain pass { accept; }
     map in { type ifname : verdict; elements = { "%s" : goto pass, "%s" : goto pass } }
@@ -99,7 +160,9 @@ TIMES = r'''
 import json, sys, tempfile, time
 sys.path.insert(0, sys.argv[1])
 import conftest
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables, nics
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics_nftables
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import bindings as bind_service
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.libvirt_nwfilter import Coexistence
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends import nft_nics
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_engine import XtablesEngine
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_ownership import NWFILTER_OWNERSHIP
@@ -113,11 +176,13 @@ def binding(i, ip=None):
                         {"IP": ip or "10.%d.%d.%d" % (i // 65536, (i // 256) % 256, i % 256)})
 
 def sync(state_dir, upserts):
-    kwargs = dict(upserts=upserts, interface_exists_fn=lambda name: True)
-    if backend == "nftables":
-        return nics_nftables.sync_host(state_dir, **kwargs)
-    engine = XtablesEngine(NWFILTER_OWNERSHIP, backend="nft", ebtables_backend="nft", state_dir=state_dir)
-    return nics.sync_host(state_dir, engine, **kwargs)
+    # What guest_nic_filter does once Ansible has started it and parsed its options: lock, change,
+    # the whole-host reconcile (networks: none stored; every NIC), results.
+    request = bind_service.BindRequest(state="present", state_dir=state_dir, upserts=tuple(upserts),
+                                       coexistence=Coexistence(),
+                                       settings=dict(firewall_backend=backend, xtables_backend="nft",
+                                                     ebtables_backend="nft"))
+    return bind_service.run(request).nics
 
 out = {"apply": [], "noop": [], "one_nic": [], "engine_one_nic": [], "engine_noop": [], "writes_one_nic": None}
 for attempt in range(repeat):
@@ -186,7 +251,9 @@ def apply_layout(hv, layout, others, state_dir):
     nft_nics.remove_table(runner)
     hv.host.run(['nft', 'delete', 'table', 'bridge', 'hnf_bench'], check=False)
     engine.commit(engine.plan(Ruleset()))
-    if layout == 'dispatch only':
+    if layout == 'hooks only':
+        hv.host.run(['nft', '-f', '-'], input_text=HOOKS_ONLY)
+    elif layout == 'dispatch only':
         # Reference: the two hooks and name-keyed verdict maps of our layout, sending the guests'
         # frames to a chain that only accepts: what any bridge-family filter costs at least.
         hv.host.run(['nft', '-f', '-'], input_text=DISPATCH_ONLY % tuple(g.port for g in hv.guests))
@@ -202,17 +269,41 @@ def rx_packets(guest):
     return int(guest.ns.run(['cat', '/sys/class/net/%s/statistics/rx_packets' % guest.nic]).stdout)
 
 
-def rate(hv, seconds):
-    """Frames guest 1 received per CPU second the sender spent (the bridge path runs in its context)."""
+QUIET = 'table netdev quiet {\n chain in { type filter hook ingress device %s priority 0; policy drop; }\n}\n'
+
+
+def frame_rate(hv, seconds):
+    """1a: frames guest 1 received per CPU second the sender spent (the bridge path runs in its context)."""
     sender, receiver = hv.guests
+    # The receiver's stack drops everything (its counters still count): no replies, no ICMP.
+    receiver.ns.run(['nft', '-f', '-'], input_text=QUIET % receiver.nic)
     before = rx_packets(receiver)
     out = sender.ns.run([sys.executable, '-c', SENDER, sender.nic, sender.mac, receiver.mac, sender.ip, receiver.ip,
                          str(seconds)], timeout=seconds + 60).stdout.split()
     time.sleep(0.2)
     received = rx_packets(receiver) - before
+    receiver.ns.run(['nft', 'delete', 'table', 'netdev', 'quiet'])
     if received < int(out[0]) * 0.99:
         print('   (warning: %d of %d frames arrived)' % (received, int(out[0])))
     return received / max(float(out[1]), 1e-3)
+
+
+def socket_rate(hv, seconds):
+    """1b: datagrams guest 1's application received per wall-clock second (sender and receiver on own CPUs)."""
+    sender, receiver = hv.guests
+    cpus = sorted(os.sched_getaffinity(0))
+    proc = receiver.ns.popen([sys.executable, '-c', SOCKET_RECEIVER, receiver.ip, str(seconds), str(cpus[-1])],
+                             stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        if proc.stdout.readline().strip() != 'ready':
+            raise RuntimeError('the receiver did not start')
+        sender.ns.run([sys.executable, '-c', SOCKET_SENDER, receiver.ip, str(seconds + 1.0), str(cpus[0])],
+                      timeout=seconds + 60)
+        value = float(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait()
+    return value
 
 
 def kernel_objects(hv):
@@ -224,39 +315,57 @@ def kernel_objects(hv):
     return rules, chains, elements
 
 
-def part_rates(sizes, seconds, repeat):
-    print('1. small UDP frames guest 0 -> guest 1: frames received per CPU second of the sender '
-          '(best of %d x %.1f s, layouts interleaved)' % (repeat, seconds))
-    layouts = ('none', 'dispatch only', 'iptables', 'nftables')
+LAYOUTS = ('none', 'hooks only', 'dispatch only', 'iptables', 'nftables')
+MEASURES = (('frames', frame_rate, 'a. per-frame cost: raw 60-byte frames received per CPU second of the sender'),
+            ('datagrams', socket_rate, 'b. the guests\' view: UDP datagrams guest 1\'s application received per '
+                                       'second (wall clock; sender and receiver on their own CPUs)'))
+
+
+def measure_rates(sizes, seconds, repeat):
+    """{(measure, layout, N): best rate} and the kernel objects at the largest N."""
     results = {}
     objects = {}
     with ThrowawayHypervisor(guests=2) as hv:
-        for guest in hv.guests:
-            # The receiver's stack drops everything (its counters still count): no replies, no ICMP.
-            guest.ns.run(['nft', '-f', '-'], input_text=(
-                'table netdev quiet {\n chain in { type filter hook ingress device %s priority 0; '
-                'policy drop; }\n}\n' % guest.nic))
         state_dir = tempfile.mkdtemp()
         for size in sizes:
             # Other jobs on the machine only ever lower a rate: the best of interleaved runs compares fairly.
             for attempt in range(repeat):
-                for layout in layouts:
+                for layout in LAYOUTS:
                     apply_layout(hv, layout, size, os.path.join(state_dir, '%s-%d-%d' % (layout, size, attempt)))
                     if size == max(sizes) and attempt == 0:
                         objects[layout] = kernel_objects(hv)
-                    value = rate(hv, seconds)
-                    results[(layout, size)] = max(results.get((layout, size), 0), value)
+                    for measure, function, _title in MEASURES:
+                        key = (measure, layout, size)
+                        results[key] = max(results.get(key, 0), function(hv, seconds))
         apply_layout(hv, 'none', 0, os.path.join(state_dir, 'end'))
-    print('%-14s %s' % ('layout', ''.join('%18s' % ('N=%d' % n) for n in sizes)))
-    for layout in layouts:
-        print('%-14s %s' % (layout, ''.join('%9d (x%.2f)  ' % (results[(layout, n)],
-                                                               results[(layout, n)] / results[('none', n)])
-                                            for n in sizes)))
-    print('   (xR = ratio to the no-rules rate at the same N)')
+    return results, objects
+
+
+def print_rates(results, sizes, measure):
+    print('%-14s %s' % ('layout', ''.join('%26s' % ('N=%d' % n) for n in sizes)))
+    for layout in LAYOUTS:
+        cells = []
+        for n in sizes:
+            value = results[(measure, layout, n)]
+            cells.append('%9d (x%.2f, x%.2f)' % (value, value / results[(measure, 'none', n)],
+                                                 value / results[(measure, layout, sizes[0])]))
+        print('%-14s %s' % (layout, ' '.join('%25s' % c for c in cells)))
     largest = max(sizes)
     print('   at N=%d: nftables %.0f%% of the no-rules rate, iptables %.0f%% (target >= 90%% for nftables)'
-          % (largest, 100.0 * results[('nftables', largest)] / results[('none', largest)],
-             100.0 * results[('iptables', largest)] / results[('none', largest)]))
+          % (largest, 100.0 * results[(measure, 'nftables', largest)] / results[(measure, 'none', largest)],
+             100.0 * results[(measure, 'iptables', largest)] / results[(measure, 'none', largest)]))
+
+
+def part_rates(sizes, seconds, repeat):
+    print('1. small UDP packets guest 0 -> guest 1, best of %d x %.1f s, layouts interleaved'
+          % (repeat, seconds))
+    results, objects = measure_rates(sizes, seconds, repeat)
+    for measure, _function, title in MEASURES:
+        print('\n' + title)
+        print_rates(results, sizes, measure)
+    print('   (rate (xA, xB): xA = ratio to the no-rules rate at the same N; xB = ratio to the same layout at '
+          'N=%d, as the issue\'s table gives it)' % sizes[0])
+    largest = max(sizes)
     print('\n2. kernel objects with %d clean-traffic NICs (+2 guests), nft -j list ruleset' % largest)
     print('%-10s %8s %8s %10s' % ('layout', 'rules', 'chains', 'elements'))
     for layout in ('iptables', 'nftables'):
