@@ -17,14 +17,12 @@ from __future__ import annotations
 from ansible_collections.hypervisor.netfilter.tests.agent.agent_lib import (
     dump_host, require_agent_kernel, run_agent)
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor
-from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks
+from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks, web_filter
 
 NWFILTER = 'hypervisor.netfilter.nwfilter'
 NIC = 'hypervisor.netfilter.guest_nic_filter'
 # An IP-layer accept rule (implicit conntrack): without bridge conntrack its IP layer stays on iptables.
-WEB = dict(name='scn-web', chain='root', filterrefs=[{'filter': 'clean-traffic'}],
-           rules=[{'action': 'accept', 'direction': 'in', 'priority': 100, 'tcp': {'dstportstart': 80}},
-                  {'action': 'drop', 'direction': 'in', 'priority': 1000, 'all': {}}])
+WEB = web_filter('scn-web')
 # gratuitous ARP has no nft spelling here: the whole NIC stays on ebtables, with a sub-chain I-<if>-arp.
 GARP = dict(name='scn-garp', chain='arp',
             rules=[{'action': 'accept', 'direction': 'out', 'priority': 100, 'arp': {'gratuitous': True}},

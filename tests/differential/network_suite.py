@@ -425,7 +425,7 @@ def main(argv=None):
     parser.add_argument('--report', default=None)
     parser.add_argument('--nft', action='store_true', help='also compare our nftables layout (rule by rule)')
     args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'big')
+    seed = harness.pick_seed(args.seed)
     sys.path.insert(0, os.path.join(harness.REPO, 'tests'))
     import conftest  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
     reason = harness.unavailable_reason()

@@ -44,6 +44,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -110,6 +111,13 @@ class Binding:
             for one in (value if isinstance(value, tuple) else (value,)):
                 ET.SubElement(ref, 'parameter', name=name, value=one)
         return ET.tostring(root, encoding='unicode') + '\n'
+
+
+def pick_seed(given=None):
+    """The random suites' seed: ``given`` (a number or its text) or a fresh random one; printed either way."""
+    seed = int(given) if given not in (None, '') else int.from_bytes(os.urandom(4), 'big')
+    sys.stderr.write('\nHNF_RANDOM_SEED=%d\n' % seed)
+    return seed
 
 
 def unavailable_reason():

@@ -266,7 +266,7 @@ def main(argv=None):
     parser.add_argument('--ns', help='reuse this libvirt-oracle instance (started if needed, not stopped)')
     parser.add_argument('--report', help='write non-identical outcomes here')
     args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'big')
+    seed = harness.pick_seed(args.seed)
     print('seed %d' % seed, flush=True)
     instance = harness.LibvirtOracle(args.ns)
     instance.start()

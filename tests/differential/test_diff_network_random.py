@@ -18,6 +18,7 @@ import sys
 import pytest
 
 import network_suite
+import oracle as harness
 
 COUNT = int(os.environ.get('HNF_RANDOM_NETWORK') or 0)
 
@@ -25,9 +26,7 @@ COUNT = int(os.environ.get('HNF_RANDOM_NETWORK') or 0)
 @pytest.mark.libvirt_oracle
 @pytest.mark.skipif(COUNT <= 0, reason='randomised network differential is opt-in: set HNF_RANDOM_NETWORK=N')
 def test_random_networks_match_libvirt(libvirt_oracle):
-    seed = os.environ.get('HNF_RANDOM_SEED')
-    seed = int(seed) if seed else int.from_bytes(os.urandom(4), 'big')
-    sys.stderr.write('\nHNF_RANDOM_SEED=%d\n' % seed)
+    seed = harness.pick_seed(os.environ.get('HNF_RANDOM_SEED'))
     outcomes = network_suite.run(libvirt_oracle, COUNT, seed, first=int(os.environ.get('HNF_RANDOM_FIRST') or 0),
                                  log=lambda msg: sys.stderr.write(msg + '\n'),
                                  nft=os.environ.get('HNF_RANDOM_NFT') == '1')

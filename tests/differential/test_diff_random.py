@@ -27,9 +27,7 @@ COUNT = int(os.environ.get('HNF_RANDOM_DIFF') or 0)
 @pytest.mark.libvirt_oracle
 @pytest.mark.skipif(COUNT <= 0, reason='randomised differential suite is opt-in: set HNF_RANDOM_DIFF=N')
 def test_random_filters_match_libvirt(libvirt_oracle):
-    seed = os.environ.get('HNF_RANDOM_SEED')
-    seed = int(seed) if seed else int.from_bytes(os.urandom(4), 'big')
-    sys.stderr.write('\nHNF_RANDOM_SEED=%d\n' % seed)
+    seed = harness.pick_seed(os.environ.get('HNF_RANDOM_SEED'))
     outcomes, shared = random_suite.run(
         libvirt_oracle, COUNT, seed, batch=int(os.environ.get('HNF_RANDOM_BATCH') or 20),
         do_shrink=os.environ.get('HNF_RANDOM_SHRINK') == '1',

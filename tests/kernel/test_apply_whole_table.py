@@ -44,27 +44,35 @@ def _steps():
     ]
 
 
-def _run(tmp_path, tag, threshold, monkeypatch):
+def _run(tmp_path, tag, threshold, monkeypatch, admin, steps, families, read_state):
+    """Apply ``steps`` ((desired, drift commands run before it), ...) over the ``admin`` rules
+    ((restore tool, text)) with the given threshold: (kernel state after each step, restore texts)."""
     monkeypatch.setattr(xtables_diff, 'WHOLE_TABLE_MIN_CHAINS', threshold)
     states = []
     texts = []
     with Netns(tag=tag) as ns:
-        ns.run(['ebtables-nft-restore', '--noflush'], input_text=ADMIN_EB)
+        ns.run([admin[0], '--noflush'], input_text=admin[1])
         state_dir = str(tmp_path / tag)
-        for _name, desired, drift in _steps():
+        for desired, drift in steps:
             for argv in drift:
                 ns.run(argv)
             result = sync(_engine(ns, state_dir), desired)
-            texts.append(result.plan.family('eb').restore_text)
-            states.append(dump(ns, 'eb'))
+            texts.append(''.join(result.plan.family(f).restore_text for f in families))
+            states.append(read_state(ns))
             assert not sync(_engine(ns, state_dir), desired).changed
     return states, texts
 
 
+def _run_eb(tmp_path, tag, threshold, monkeypatch):
+    steps = [(desired, drift) for _name, desired, drift in _steps()]
+    return _run(tmp_path, tag, threshold, monkeypatch, ('ebtables-nft-restore', ADMIN_EB), steps, ('eb',),
+                lambda ns: dump(ns, 'eb'))
+
+
 def test_whole_table_restore_gives_the_same_kernel_state(tmp_path, monkeypatch):
     require_kernel()
-    plain, plain_texts = _run(tmp_path, 'wtp', 10 ** 9, monkeypatch)
-    whole, whole_texts = _run(tmp_path, 'wtw', 3, monkeypatch)
+    plain, plain_texts = _run_eb(tmp_path, 'wtp', 10 ** 9, monkeypatch)
+    whole, whole_texts = _run_eb(tmp_path, 'wtw', 3, monkeypatch)
     assert not any('\n-L\n' in text for text in plain_texts)
     # Every step but the repair of one chain and one hook declares >= 3 chains.
     assert ['\n-L\n' in text for text in whole_texts] == [True, True, False, True]
@@ -92,18 +100,9 @@ def _web(names):
 
 
 def _run_ip(tmp_path, tag, threshold, monkeypatch):
-    monkeypatch.setattr(xtables_diff, 'WHOLE_TABLE_MIN_CHAINS', threshold)
-    states = []
-    texts = []
-    with Netns(tag=tag) as ns:
-        ns.run(['iptables-nft-restore', '--noflush'], input_text=ADMIN_IP)
-        state_dir = str(tmp_path / tag)
-        for desired in (_web(['vnet%d' % i for i in range(4)]), _web(['vnet0', 'vnet2', 'vnet5', 'vnet6']), Ruleset()):
-            result = sync(_engine(ns, state_dir), desired)
-            texts.append(''.join(result.plan.family(f).restore_text for f in ('ip', 'ip6')))
-            states.append(dumps(ns))
-            assert not sync(_engine(ns, state_dir), desired).changed
-    return states, texts
+    steps = [(desired, ()) for desired in (_web(['vnet%d' % i for i in range(4)]),
+                                           _web(['vnet0', 'vnet2', 'vnet5', 'vnet6']), Ruleset())]
+    return _run(tmp_path, tag, threshold, monkeypatch, ('iptables-nft-restore', ADMIN_IP), steps, ('ip', 'ip6'), dumps)
 
 
 def test_whole_table_restore_iptables(tmp_path, monkeypatch):

@@ -17,14 +17,12 @@ import shutil
 
 from ansible_collections.hypervisor.netfilter.tests.agent.agent_lib import run_agent
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor
-from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks
+from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks, web_filter
 
 NWFILTER = 'hypervisor.netfilter.nwfilter'
 NIC = 'hypervisor.netfilter.guest_nic_filter'
 # Ethernet and IP layer (so the shared libvirt-in/out/in-post/host-in chains carry its jumps).
-WEB = dict(name='fgn-web', chain='root', filterrefs=[{'filter': 'clean-traffic'}],
-           rules=[{'action': 'accept', 'direction': 'in', 'priority': 100, 'tcp': {'dstportstart': 80}},
-                  {'action': 'drop', 'direction': 'in', 'priority': 1000, 'all': {}}])
+WEB = web_filter('fgn-web')
 
 
 def _lines_of(hv, port):

@@ -14,12 +14,10 @@ import os
 import re
 
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import Netns, ThrowawayHypervisor
-from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks
+from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks, web_filter
 
 NIC = 'hypervisor.netfilter.guest_nic_filter'
-WEB = dict(name='rnd-web', chain='root', filterrefs=[{'filter': 'clean-traffic'}],
-           rules=[{'action': 'accept', 'direction': 'in', 'priority': 100, 'tcp': {'dstportstart': 80}},
-                  {'action': 'drop', 'direction': 'in', 'priority': 1000, 'all': {}}])
+WEB = web_filter('rnd-web')
 
 
 def _table(ns):

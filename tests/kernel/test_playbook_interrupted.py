@@ -28,14 +28,12 @@ import pytest
 
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor
 from ansible_collections.hypervisor.netfilter.tests.lib.playbook import (
-    playbook_command, require_environment, run_tasks, write_play)
+    playbook_command, require_environment, run_tasks, write_play, web_filter)
 
 NIC = 'hypervisor.netfilter.guest_nic_filter'
 NWFILTER = 'hypervisor.netfilter.nwfilter'
 # Ethernet and IP layer: the ebtables restore comes first, iptables' after it.
-WEB = dict(name='int-web', chain='root', filterrefs=[{'filter': 'clean-traffic'}],
-           rules=[{'action': 'accept', 'direction': 'in', 'priority': 100, 'tcp': {'dstportstart': 80}},
-                  {'action': 'drop', 'direction': 'in', 'priority': 1000, 'all': {}}])
+WEB = web_filter('int-web')
 TOOLS = ('ebtables-nft-restore', 'iptables-nft-restore', 'ip6tables-nft-restore')
 WRAPPER = '''#!/bin/sh
 "%(real)s" "$@"

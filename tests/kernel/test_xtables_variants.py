@@ -14,14 +14,12 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.hypervisor.netfilter.tests.lib.netns import ThrowawayHypervisor, missing_tools
-from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks
+from ansible_collections.hypervisor.netfilter.tests.lib.playbook import require_environment, run_tasks, web_filter
 
 NWFILTER = 'hypervisor.netfilter.nwfilter'
 NIC = 'hypervisor.netfilter.guest_nic_filter'
 # An IP-layer rule (implicit conntrack): iptables chains in both layouts (no bridge conntrack here).
-WEB = dict(name='var-web', chain='root', filterrefs=[{'filter': 'clean-traffic'}],
-           rules=[{'action': 'accept', 'direction': 'in', 'priority': 100, 'tcp': {'dstportstart': 80}},
-                  {'action': 'drop', 'direction': 'in', 'priority': 1000, 'all': {}}])
+WEB = web_filter('var-web')
 
 
 def _ours(hv, variant):

@@ -115,3 +115,11 @@ def play(hv, tmp_path, module_args, check=False, diff=False):
     proc = hv.host.run(argv, check=False, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     return json.loads(result_file.read_text())
+
+
+def web_filter(name):
+    """An nwfilter module filter (YAML form) with both layers: clean-traffic, then accept TCP 80 in and drop
+    the rest in (an IP-layer rule with implicit conntrack: iptables chains in both NIC layouts here)."""
+    return dict(name=name, chain='root', filterrefs=[{'filter': 'clean-traffic'}],
+                rules=[{'action': 'accept', 'direction': 'in', 'priority': 100, 'tcp': {'dstportstart': 80}},
+                       {'action': 'drop', 'direction': 'in', 'priority': 1000, 'all': {}}])
