@@ -34,9 +34,9 @@ _PHYSDEV = ('--physdev-in', '--physdev-out')
 _DECLARED = re.compile(r'^:((?:libvirt-[IOJP]|F[IOJP]|H[IJ])-\S+) ', re.M)
 
 
-def _owner(family, name, known):
+def chain_owner(family, name, known):
     """The interface a NIC chain belongs to (root chains by name, ebtables sub-chains by the
-    longest known interface they start with), or None (shared and built-in chains)."""
+    first interface of ``known`` (longest first) they start with), or None (shared and built-in chains)."""
     if name in BUILTIN_CHAINS or name in BASE_CHAINS:
         return None
     interface = interface_of_root_chain(family, name)
@@ -54,7 +54,7 @@ def _names_foreign(words, foreign, foreign_chains):
 
 def _family_table(family, table, foreign, known):
     chains = table.chain_map()
-    names = set(c.name for c in table.chains if _owner(family, c.name, known) in foreign)
+    names = set(c.name for c in table.chains if chain_owner(family, c.name, known) in foreign)
     kept = [Chain(c.name, tuple(split_words(r) for r in c.rules)) for c in table.chains if c.name in names]
     hooks = []
     for chain in table.chains:

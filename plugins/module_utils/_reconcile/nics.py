@@ -282,17 +282,19 @@ def sync_nics_locked(state_dir, engine, upserts=(), removals=(), exclusive=False
 
     applied = load_applied(state_dir)
     ours = our_interfaces(stored, final, applied)
+
+    def keep(texts):
+        return foreign_ruleset(texts, ours)
     plan, compiled, live_digest, desired_key, fast_path = _plan_nics(
         state_dir, engine, active, filters, compiled_cache,
-        live_check(state_dir, coexistence, added, check_mode, applied), keep=lambda texts: foreign_ruleset(texts, ours))
+        live_check(state_dir, coexistence, added, check_mode, applied), keep=keep)
     if not check_mode and not fast_path and plan.changed:
         xtables_variants.note_variants(engine, state_dir)
     writes_before = len(engine.runner.writes())
     if not fast_path:  # the caches keep what this run used: only a run that compiled and diffed knows
         engine.commit(plan, check_mode)
     # Then our chains go from the other iptables variant, if a run used it (new rules first).
-    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode,
-                                                 keep=lambda texts: foreign_ruleset(texts, ours))
+    left = xtables_variants.leave_other_variants(engine, state_dir, check_mode, keep=keep)
     writes = tuple(engine.runner.writes()[writes_before:])
     plan = Plan(plan.families + left.families, plan.warmups)
     if not check_mode:

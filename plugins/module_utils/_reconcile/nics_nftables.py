@@ -31,15 +31,15 @@ from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xta
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._backends.xtables_plan import Plan, plan_diff
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.commands import Runner, find_tool
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile import nwfilter_nftables as layout
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import (
-    COMPILER_VERSION, interface_of_root_chain)
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._compile.nwfilter import COMPILER_VERSION
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.interfaces import link_lookup
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.json_cache import JsonCache, cache_path
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._host.locking import state_lock
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._nwfilter.resolve import tree_digest
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import nics as nic_sync
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile import xtables_variants
-from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.foreign_nics import foreign_ruleset
+from ansible_collections.hypervisor.netfilter.plugins.module_utils._reconcile.foreign_nics import (
+    chain_owner, foreign_ruleset)
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store import host_settings
 from ansible_collections.hypervisor.netfilter.plugins.module_utils._store.bindings import (
     load_applied, load_bindings, save_bindings)
@@ -203,9 +203,7 @@ def _xtables_owners(xt_plan, interfaces):
     owners = {}
     for fam in xt_plan.families:
         for change in fam.chain_changes:
-            interface = interface_of_root_chain(fam.family, change.chain)
-            if interface is None and fam.family == 'eb' and change.chain[:2] in ('I-', 'O-', 'J-', 'P-'):
-                interface = next((i for i in longest_first if change.chain[2:].startswith(i + '-')), None)
+            interface = chain_owner(fam.family, change.chain, longest_first)
             if interface is not None:
                 owners[(fam.family, change.table, change.chain)] = interface
     return owners
